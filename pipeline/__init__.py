@@ -1,0 +1,1 @@
+"""BioGrad streaming pipeline: the event record, configuration, wire protocol and runner."""

@@ -1,0 +1,1 @@
+"""Sinks: predictions, metrics, checkpoints, plots and the live dashboard."""
