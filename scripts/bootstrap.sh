@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 READY="$VENV/.biograd-ready"
 
-is_py310() { "$1" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; }
+# Compare what the interpreter prints, so a program that merely exits 0 is not taken for Python.
+is_py310() { [ "$("$1" -c 'import sys, venv; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "3.10" ]; }
 
 find_python310() {
     local candidate
