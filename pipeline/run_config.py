@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from deploy.config import DeployConfig
 from learner.config import MNIST_LEARNER, NMNIST_LEARNER, LearnerConfig
-from pipeline.config import apply_overrides, from_dict, load_toml
+from pipeline.config import apply_overrides, from_dict, load_toml, require
 from pipeline.errors import ConfigError
 from sinks.config import SinkConfig
 from sources.config import SourceConfig
@@ -16,8 +17,35 @@ from sources.config import SourceConfig
 class PipelineConfig:
     """How stages talk: transport addresses and flow control (see docs/protocol.md)."""
 
-    transport: str = "inproc"       # inproc | ipc | tcp
-    bind_host: str = "127.0.0.1"
+    transport: Literal["inproc", "ipc", "tcp"] = "inproc"
+    bind_host: str = "127.0.0.1"    # anything but loopback needs CURVE keys
+    port: int = 5555                # tcp: input = port, control = port + 1, output = port + 2
+    ipc_dir: str = ""               # ipc socket folder; "" = the system temp folder
+    input: str = ""                 # explicit addresses override the three derived ones
+    control: str = ""
+    output: str = ""
+    flow: Literal["auto", "block", "drop"] = "auto"  # auto: replay blocks, live drops oldest
+    hwm: int = 1000                 # ZeroMQ high-water mark, messages per socket
+    queue: int = 64                 # drop mode: samples a source holds before dropping the oldest
+    packet_events: int = 0          # split a sample into packets of at most this many events; 0 = one
+    keys: str = ""                  # CURVE key folder from `biograd keys DIR`; "" = no encryption
+    max_events: int = 4_000_000     # larger EVENTS messages are rejected as invalid
+    metrics_every: int = 100        # samples between metrics records
+    bin_us: int = 0                 # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
+    progress: bool = True           # tqdm progress bar in replay
+
+    def __post_init__(self):
+        require(0 < self.port < 65534, "pipeline.port", self.port, "must leave room for port + 2 below 65536")
+        require(self.hwm >= 1, "pipeline.hwm", self.hwm, "must be >= 1")
+        require(self.queue >= 1, "pipeline.queue", self.queue, "must be >= 1")
+        require(self.packet_events >= 0, "pipeline.packet_events", self.packet_events, "must be >= 0")
+        require(self.max_events >= 1, "pipeline.max_events", self.max_events, "must be >= 1")
+        require(self.metrics_every >= 1, "pipeline.metrics_every", self.metrics_every, "must be >= 1")
+        require(self.bin_us >= 0, "pipeline.bin_us", self.bin_us, "must be >= 0")
+        for key in ("input", "control", "output"):
+            value = getattr(self, key)
+            require(value == "" or value.split("://", 1)[0] in ("inproc", "ipc", "tcp"),
+                    f"pipeline.{key}", value, "must be an inproc://, ipc:// or tcp:// address")
 
 
 @dataclass(frozen=True)
