@@ -1,0 +1,225 @@
+"""Plots of a run, read back from its run directory (matplotlib Agg, PNG).
+
+``make_plots(run_dir)`` writes into ``<run_dir>/plots/``:
+
+- ``learning_curves.png``  running train accuracy and every evaluation (val/test) over samples
+- ``confusion.png``        the latest test (else validation, else the run's own) confusion matrix
+- ``feedback_angle.png``   angle between B_l and (W_out … W_{l+1})^T and their norm ratio, per hidden layer
+- ``weights.png``          first-layer weights of some hidden units, ON and OFF halves side by side,
+                           from the latest checkpoint
+- ``event_rate.png``       input events/s and samples/s
+
+A plot whose data the run does not have (no sleep records, no checkpoint) is
+not drawn; :func:`make_plots` returns why, and ``biograd report`` prints it.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline.errors import DataFormatError  # noqa: E402
+from sinks.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
+from sinks.metrics import find_metrics_log, read_metrics  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PLOT_NAMES = ("learning_curves", "confusion", "feedback_angle", "weights", "event_rate")
+EVAL_COLOURS = {"val": "tab:orange", "validation": "tab:orange", "test": "tab:green", "train": "tab:blue"}
+
+
+def make_plots(run_dir, out_dir=None, weights_loader=None) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw every plot the run's data allows; return (name → PNG path, name → reason not drawn)."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(find_metrics_log(run_dir))
+    out = Path(out_dir) if out_dir else run_dir / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    made, skipped = {}, {}
+    for name, draw in (("learning_curves", _learning_curves), ("confusion", _confusion),
+                       ("feedback_angle", _feedback_angle), ("event_rate", _event_rate)):
+        fig = draw(rows)
+        if isinstance(fig, str):
+            skipped[name] = fig
+            continue
+        made[name] = _save(fig, out / f"{name}.png")
+    fig = _weights(run_dir, weights_loader)
+    if isinstance(fig, str):
+        skipped["weights"] = fig
+    else:
+        made["weights"] = _save(fig, out / "weights.png")
+    for name, reason in skipped.items():
+        log.info("%s.png not drawn: %s", name, reason)
+    return made, skipped
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    tmp.replace(path)  # a dashboard or viewer never sees a half-written PNG
+    return path
+
+
+def _of(rows, kind):
+    return [r for r in rows if r.get("type") == kind]
+
+
+def _learning_curves(rows):
+    metrics = [r for r in _of(rows, "metrics") if r.get("accuracy_running") is not None]
+    evals = [r for r in _of(rows, "eval") if r.get("accuracy") is not None]
+    if not metrics and not evals:
+        return "no metrics or eval rows with an accuracy"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for phase in sorted({r.get("phase", "train") for r in metrics}):
+        pts = [(r["samples"], r["accuracy_running"]) for r in metrics if r.get("phase", "train") == phase]
+        x, y = zip(*pts)
+        ax.plot(x, 100 * np.asarray(y), label=f"{phase} (running)", lw=1.2,
+                color=EVAL_COLOURS.get(phase))
+    for split in sorted({r["split"] for r in evals}):
+        pts = [(r["samples"], r["accuracy"]) for r in evals if r["split"] == split]
+        x, y = zip(*pts)
+        ax.plot(x, 100 * np.asarray(y), "o--", label=f"{split} (evaluation)", ms=5,
+                color=EVAL_COLOURS.get(split))
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.axhline(10, color="0.7", lw=0.8, ls=":", label="chance (10 %)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Learning curves")
+    fig.tight_layout()
+    return fig
+
+
+def _confusion(rows):
+    chosen, title = None, None
+    for split in ("test", "val", "validation"):
+        found = [r for r in _of(rows, "eval") if r.get("split") == split and r.get("confusion") is not None]
+        if found:
+            chosen = found[-1]
+            title = f"{split} evaluation at {chosen['samples']} samples"
+            break
+    if chosen is None:
+        for phase in ("test", "live", "train"):
+            found = [r for r in _of(rows, "confusion") if r.get("phase") == phase]
+            if found:
+                chosen = found[-1]
+                title = f"all {phase} predictions of the run" + (" (while learning)" if phase == "train" else "")
+                break
+    if chosen is None:
+        return "no eval record with a confusion matrix and no labelled predictions"
+    matrix = np.asarray(chosen["confusion"], dtype=np.int64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise DataFormatError("metrics log", f"confusion matrix has shape {matrix.shape}, expected square")
+    n = matrix.shape[0]
+    total = matrix.sum()
+    acc = np.trace(matrix) / total if total else float("nan")
+    fig, ax = plt.subplots(figsize=(5.6, 5))
+    im = ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > threshold else "black")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(f"Confusion: {title}\n{total} samples, accuracy {100 * acc:.1f} %", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def _feedback_angle(rows):
+    sleeps = [r for r in _of(rows, "sleep") if r.get("angle_deg")]
+    if not sleeps:
+        return "no sleep records (sleep off, or no batch update yet)"
+    x = np.array([r["samples"] for r in sleeps])
+    angles = np.array([[np.nan if v is None else v for v in r["angle_deg"]] for r in sleeps], dtype=float)
+    ratios = np.array([[np.nan if v is None else v for v in r["norm_ratio"]] for r in sleeps], dtype=float)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.2), sharex=True)
+    for layer in range(angles.shape[1]):
+        ax1.plot(x, angles[:, layer], ".-", ms=3, lw=1, label=f"hidden layer {layer + 1}")
+        ax2.plot(x, ratios[:, layer], ".-", ms=3, lw=1, label=f"hidden layer {layer + 1}")
+    ax1.set_ylabel("angle B vs (W…)ᵀ (deg)")
+    top = np.nanmax(angles) if np.isfinite(angles).any() else 90
+    ax1.set_ylim(0, max(10.0, min(95.0, 1.15 * top)))
+    ax1.axhline(90, color="0.7", lw=0.8, ls=":")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax1.set_title("Feedback alignment after each sleep")
+    ax2.set_ylabel("norm ratio |B| / |(W…)ᵀ|")
+    ax2.set_xlabel("training samples seen")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _event_rate(rows):
+    metrics = [r for r in _of(rows, "metrics") if r.get("events_per_s") is not None]
+    if not metrics:
+        return "no metrics rows with events_per_s"
+    x = np.array([r["samples"] for r in metrics])
+    ev = np.array([r["events_per_s"] for r in metrics], dtype=float)
+    sps = np.array([np.nan if r.get("samples_per_s") is None else r["samples_per_s"] for r in metrics], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, ev / 1e3, color="tab:purple", lw=1.2, label="input events/s")
+    ax.set_xlabel("training samples seen")
+    ax.set_ylabel("thousand events / s", color="tab:purple")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if np.isfinite(sps).any():
+        ax2 = ax.twinx()
+        ax2.plot(x, sps, color="tab:gray", lw=1, ls="--", label="samples/s")
+        ax2.set_ylabel("samples / s", color="tab:gray")
+        ax2.set_ylim(bottom=0)
+    ax.set_title("Event rate through the learner")
+    fig.tight_layout()
+    return fig
+
+
+def input_layout(n_inputs: int) -> tuple[int, int, int]:
+    """(channels, height, width) of a square sensor behind ``n_inputs`` = channels·side²."""
+    for channels in (2, 1):
+        side = math.isqrt(n_inputs // channels)
+        if n_inputs % channels == 0 and side * side * channels == n_inputs:
+            return channels, side, side
+    raise DataFormatError("checkpoint", f"{n_inputs} inputs are not 1 or 2 channels of a square sensor; "
+                                        "cannot draw first-layer weights as images")
+
+
+def _weights(run_dir: Path, loader=None, units: int = 16):
+    latest = latest_checkpoint(run_dir)
+    if latest is None:
+        return f"no checkpoint under {run_dir / 'checkpoints'}"
+    ckpt = load_checkpoint(latest.path, loader=loader)
+    w = np.asarray(ckpt.learner.weights[0], dtype=np.float64)
+    channels, h, wd = input_layout(w.shape[1])
+    units = min(units, w.shape[0])
+    cols = 4
+    rows = math.ceil(units / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * (2.2 if channels == 2 else 1.4), rows * 1.35 + 0.6),
+                             squeeze=False)
+    limit = np.abs(w[:units]).max() or 1.0
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k >= units:
+            continue
+        maps = w[k].reshape(channels, h, wd)
+        # Input index is (p, y, x) with p = 0 OFF, 1 ON; show ON | OFF.
+        image = np.concatenate([maps[1], np.full((h, 1), np.nan), maps[0]], axis=1) if channels == 2 else maps[0]
+        ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(f"unit {k}", fontsize=7)
+    what = "ON | OFF halves, " if channels == 2 else ""
+    fig.suptitle(f"First-layer weights ({what}{h}×{wd}), checkpoint at {ckpt.samples} samples;"
+                 f" red +, blue −, |w| ≤ {limit:.3f}", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,170 @@
+"""Predictions: per sample (or live window) the predicted class, output spike counts and label.
+
+:class:`PredictionPublisher` publishes prediction records on its own ZeroMQ PUB
+socket in the wire protocol (``pipeline/protocol.py``, message type
+PREDICTION), so other programs can subscribe without touching the learner;
+:class:`PredictionWriter` writes them as JSON lines. :class:`RecordSubscriber`
+is the other end: it connects a SUB socket to any PUB carrying sink records
+(the runner's output socket or a PredictionPublisher) and yields the records.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import zmq
+
+from pipeline.errors import BioGradError
+from pipeline.protocol import RECORD_TYPES, ProtocolError, decode, record_message, topic
+from sinks.records import check_record, to_json
+
+log = logging.getLogger(__name__)
+
+
+def _check_address(address: str, what: str) -> None:
+    if "://" not in address:
+        raise BioGradError(f"{what} {address!r}: expected a ZeroMQ address such as tcp://127.0.0.1:5560")
+    if address.startswith("tcp://") and address.split("://", 1)[1].startswith(("*", "0.0.0.0")):
+        raise BioGradError(f"{what} {address!r}: binds every interface; use tcp://127.0.0.1:PORT")
+
+
+class PredictionPublisher:
+    """Sink publishing prediction records on a PUB socket bound at ``address``.
+
+    ``tcp://127.0.0.1:0`` picks a free port; the bound address is
+    :attr:`address`. PUB never blocks the learner: a slow subscriber loses
+    messages at the high-water mark instead.
+    """
+
+    def __init__(self, address: str, context: zmq.Context | None = None, hwm: int = 10_000):
+        _check_address(address, "predictions address")
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.LINGER, 1000)
+        if address.startswith("tcp://") and address.endswith(":0"):
+            port = self._socket.bind_to_random_port(address.rsplit(":", 1)[0])
+            address = f"{address.rsplit(':', 1)[0]}:{port}"
+        else:
+            try:
+                self._socket.bind(address)
+            except zmq.ZMQError as exc:
+                self._socket.close(0)
+                raise BioGradError(f"predictions address {address}: cannot bind ({exc})") from None
+        self.address = address
+        self._seq = 0
+        self.published = 0
+
+    def handle(self, record: dict) -> None:
+        if record.get("type") != "prediction":
+            return
+        self._socket.send_multipart(record_message(check_record(record), seq=self._seq), copy=False)
+        self._seq += 1
+        self.published += 1
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.close()
+
+
+class PredictionWriter:
+    """Sink writing prediction records as JSON lines (flushed per line) to a file or stream."""
+
+    def __init__(self, target: str | Path | IO[str]):
+        if isinstance(target, (str, Path)):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            self._stream, self._owned = open(target, "w", buffering=1, encoding="utf-8"), True
+        else:
+            self._stream, self._owned = target, False
+        self.written = 0
+
+    def handle(self, record: dict) -> None:
+        if record.get("type") != "prediction":
+            return
+        self._stream.write(to_json(record) + "\n")
+        self._stream.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        if self._owned:
+            self._stream.close()
+        else:
+            self._stream.flush()
+
+
+class RecordSubscriber:
+    """SUB socket connected to ``address``, yielding sink records of the given ``types``.
+
+    Messages that break the protocol are dropped, counted in :attr:`invalid`
+    and logged (the first few) — one bad sender must not stop a sink.
+    Iteration ends at an ``end`` record when ``types`` include it, after
+    ``count`` records, or when nothing arrives for ``idle_timeout`` seconds
+    (None = wait forever).
+    """
+
+    def __init__(self, address: str, types: Iterable[str] = tuple(RECORD_TYPES),
+                 context: zmq.Context | None = None):
+        _check_address(address, "--connect")
+        self.types = tuple(types)
+        unknown = [t for t in self.types if t not in RECORD_TYPES]
+        if unknown:
+            raise BioGradError(f"unknown record type(s) {', '.join(unknown)}; known: {', '.join(RECORD_TYPES)}")
+        self._context = context or zmq.Context.instance()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        for kind in self.types:
+            self._socket.setsockopt(zmq.SUBSCRIBE, topic(RECORD_TYPES[kind]))
+        try:
+            self._socket.connect(address)
+        except zmq.ZMQError as exc:
+            self._socket.close(0)
+            raise BioGradError(f"--connect {address}: {exc}") from None
+        self.address = address
+        self.received = 0
+        self.invalid = 0
+
+    def records(self, count: int = 0, idle_timeout: float | None = None) -> Iterator[dict]:
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        deadline_ms = None if idle_timeout is None else int(idle_timeout * 1000)
+        while True:
+            if not poller.poll(deadline_ms):
+                return
+            frames = self._socket.recv_multipart(copy=False)
+            try:
+                record = check_record(decode(frames).payload, f"message from {self.address}")
+            except (ProtocolError, BioGradError) as exc:
+                self.invalid += 1
+                if self.invalid <= 5:
+                    log.warning("dropped an invalid message from %s: %s", self.address, exc)
+                continue
+            self.received += 1
+            yield record
+            if record["type"] == "end" or (count and self.received >= count):
+                return
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.close()
+
+
+def print_predictions(address: str, count: int = 0, idle_timeout: float | None = None,
+                      stream: IO[str] = sys.stdout) -> int:
+    """``biograd sink predictions``: print prediction records from ``address`` as JSON lines."""
+    subscriber = RecordSubscriber(address, ("prediction", "end"))
+    writer = PredictionWriter(stream)
+    started = time.monotonic()
+    try:
+        for record in subscriber.records(count=0, idle_timeout=idle_timeout):
+            writer.handle(record)
+            if count and writer.written >= count:
+                break
+    finally:
+        subscriber.close()
+        writer.close()
+    log.debug("printed %d predictions in %.1f s (%d invalid messages dropped)",
+              writer.written, time.monotonic() - started, subscriber.invalid)
+    return 0
