@@ -1,0 +1,202 @@
+"""Input encoders: event packets and MNIST images → binary spike rasters.
+
+The learner consumes a :class:`SpikeRaster`: which inputs spike at each time
+step, in CSR form by step. Everything here is a pure function over arrays so the
+sources (dataset readers, live windowers) can reuse it.
+
+Event binning (``encode_events``), following ../shared/docs/biograd-algorithm.md §6:
+
+* time relative to ``t_origin`` (µs). N-MNIST files start at about 0 µs, so the
+  N-MNIST encoder uses the timestamps as given (``t_origin = 0``); a live
+  windower passes its window start;
+* each timestamp is first rounded to the nearest ``round_us`` (1 000 µs = whole
+  milliseconds, half-way cases rounded up), then binned:
+  ``step = rounded_t // bin_us``; events with ``step`` outside ``[0, timesteps)``
+  are dropped (N-MNIST: everything from 299.5 ms on);
+* input index ``(p, y, x)`` flattened: ``p * H * W + y * W + x``
+  (with ``polarity_channels = 1`` both polarities share channel 0);
+* binary: several events of one input in one bin give one spike.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from pipeline.errors import EventFormatError
+from pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, empty_events
+
+NMNIST_TIMESTEPS = 60
+NMNIST_BIN_US = 5000
+MNIST_TIMESTEPS = 20
+
+
+class SpikeRaster(NamedTuple):
+    """Binary input raster in CSR form by time step.
+
+    Inputs spiking at step ``t`` are ``indices[indptr[t]:indptr[t + 1]]``
+    (sorted, no repeats). ``indptr`` is int64 of length T + 1, ``indices`` int32.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n_inputs: int
+
+    @property
+    def timesteps(self) -> int:
+        return self.indptr.shape[0] - 1
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.indptr[-1])
+
+    def to_dense(self) -> np.ndarray:
+        """(T, n_inputs) uint8 array of 0/1."""
+        out = np.zeros((self.timesteps, self.n_inputs), dtype=np.uint8)
+        for t in range(self.timesteps):
+            out[t, self.indices[self.indptr[t]:self.indptr[t + 1]]] = 1
+        return out
+
+    @classmethod
+    def from_dense(cls, dense) -> "SpikeRaster":
+        """Build from a (T, n_inputs) array; any non-zero entry is a spike."""
+        dense = np.asarray(dense)
+        if dense.ndim != 2:
+            raise EventFormatError(f"dense raster must be 2-D (T, n_inputs), got shape {dense.shape}")
+        steps, idx = np.nonzero(dense)
+        indptr = np.zeros(dense.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(steps, minlength=dense.shape[0]), out=indptr[1:])
+        return cls(indptr, idx.astype(np.int32), int(dense.shape[1]))
+
+
+@njit(cache=True, nogil=True)
+def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us, t_origin):
+    """CSR raster of the events; returns (indptr, indices, bad_index, bad_code).
+
+    bad_code: 0 ok, 1 x out of range, 2 y out of range, 3 polarity > 1.
+    Counting sort by step, then per step a sort and de-duplication.
+    """
+    n = t.shape[0]
+    plane = width * height
+    step_of = np.empty(n, dtype=np.int64)
+    counts = np.zeros(timesteps + 1, dtype=np.int64)
+    half = round_us // 2
+    for k in range(n):
+        if x[k] >= width:
+            return counts, np.empty(0, np.int32), k, 1
+        if y[k] >= height:
+            return counts, np.empty(0, np.int32), k, 2
+        if p[k] > 1:
+            return counts, np.empty(0, np.int32), k, 3
+        rel = t[k] - t_origin
+        # floor division rounds toward -inf, so events just before the origin
+        # round to it exactly as a positive one would.
+        rounded = ((rel + half) // round_us) * round_us
+        s = rounded // bin_us
+        if s < 0 or s >= timesteps:
+            step_of[k] = -1
+        else:
+            step_of[k] = s
+            counts[s + 1] += 1
+    for s in range(timesteps):
+        counts[s + 1] += counts[s]
+    fill = counts[:timesteps].copy()
+    raw = np.empty(counts[timesteps], dtype=np.int32)
+    for k in range(n):
+        s = step_of[k]
+        if s >= 0:
+            ch = p[k] if channels == 2 else 0
+            raw[fill[s]] = ch * plane + np.int64(y[k]) * width + x[k]
+            fill[s] += 1
+    indptr = np.zeros(timesteps + 1, dtype=np.int64)
+    out = np.empty(raw.shape[0], dtype=np.int32)
+    m = 0
+    for s in range(timesteps):
+        seg = np.sort(raw[counts[s]:counts[s + 1]])
+        last = -1
+        for v in seg:
+            if v != last:
+                out[m] = v
+                m += 1
+                last = v
+        indptr[s + 1] = m
+    return indptr, out[:m].copy(), -1, 0
+
+
+def encode_events(events: np.ndarray, geometry: Geometry, timesteps: int, bin_us: int,
+                  polarity_channels: int = 2, *, t_origin: int = 0, round_us: int = 1000,
+                  source: str = "event packet") -> SpikeRaster:
+    """Bin ``events`` (EVENT_DTYPE) into a binary :class:`SpikeRaster` of ``timesteps`` steps.
+
+    ``n_inputs = polarity_channels * height * width``. See the module docstring
+    for the rounding and time-origin rules. Events outside the sensor or with a
+    polarity other than 0/1 raise :class:`EventFormatError` naming ``source``.
+    """
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
+        got = getattr(events, "dtype", type(events).__name__)
+        raise EventFormatError(f"{source}: expected a 1-D array of {EVENT_DTYPE}, got {got}")
+    if polarity_channels not in (1, 2):
+        raise EventFormatError(f"polarity_channels must be 1 or 2, got {polarity_channels!r}")
+    if timesteps < 1 or bin_us < 1 or round_us < 1:
+        raise EventFormatError(
+            f"timesteps, bin_us and round_us must be >= 1, got {timesteps}, {bin_us}, {round_us}")
+    indptr, indices, bad, code = _bin_events(
+        events["t"], events["x"], events["y"], events["p"], int(geometry.width), int(geometry.height),
+        int(polarity_channels), int(timesteps), int(bin_us), int(round_us), int(t_origin))
+    if code:
+        field, value = {1: ("x", events["x"]), 2: ("y", events["y"]), 3: ("polarity", events["p"])}[code]
+        limit = {1: f"the {geometry.width}x{geometry.height} sensor",
+                 2: f"the {geometry.width}x{geometry.height} sensor", 3: "0 or 1"}[code]
+        raise EventFormatError(f"{source}: event {bad} has {field}={int(value[bad])}, expected {limit}")
+    return SpikeRaster(indptr, indices, polarity_channels * geometry.width * geometry.height)
+
+
+def encode_nmnist(events: np.ndarray, source: str = "N-MNIST sample") -> SpikeRaster:
+    """N-MNIST sample → 60 binary 5-ms bins of the first 300 ms, 2312 inputs (p, y, x).
+
+    Timestamps are used as given (N-MNIST recordings start at about 0 µs).
+    """
+    return encode_events(events, NMNIST_GEOMETRY, NMNIST_TIMESTEPS, NMNIST_BIN_US, 2, source=source)
+
+
+def _check_image(image_u8) -> np.ndarray:
+    image = np.asarray(image_u8)
+    if image.dtype != np.uint8:
+        raise EventFormatError(f"MNIST image must be uint8, got {image.dtype}")
+    if image.ndim not in (1, 2):
+        raise EventFormatError(f"MNIST image must be 1-D or 2-D, got shape {image.shape}")
+    return image
+
+
+def mnist_rate_raster(image_u8, timesteps: int, rng: np.random.Generator) -> SpikeRaster:
+    """Bernoulli rate code: input i spikes at step t iff U(0,1) < pixel_i / 255.
+
+    One uniform draw per (step, pixel) from ``rng``, in (t, pixel) order.
+    Input index = row-major pixel index (784 for 28 x 28).
+    """
+    image = _check_image(image_u8)
+    prob = image.reshape(-1).astype(np.float64) / 255.0
+    dense = rng.random((timesteps, prob.shape[0])) < prob
+    return SpikeRaster.from_dense(dense)
+
+
+def mnist_to_events(image_u8, timesteps: int, rng: np.random.Generator, step_us: int = 1000) -> np.ndarray:
+    """MNIST as ON events at ``step_us`` per step (the same draws as :func:`mnist_rate_raster`).
+
+    ``encode_events(events, Geometry(28, 28), timesteps, bin_us=step_us,
+    polarity_channels=1, round_us=step_us)`` gives the same raster back (with the
+    default ``round_us=1000`` too when ``step_us`` is a multiple of 1000).
+    """
+    image = _check_image(image_u8)
+    if image.ndim != 2:
+        raise EventFormatError(f"mnist_to_events needs a 2-D image, got shape {image.shape}")
+    raster = mnist_rate_raster(image, timesteps, rng)
+    width = image.shape[1]
+    events = empty_events(raster.n_spikes)
+    steps = np.repeat(np.arange(timesteps, dtype=np.int64), np.diff(raster.indptr))
+    events["t"] = steps * step_us
+    events["x"] = raster.indices % width
+    events["y"] = raster.indices // width
+    events["p"] = 1
+    return events

@@ -1,0 +1,246 @@
+"""Numba kernels of the BioGrad learner: pure functions over preallocated arrays.
+
+Layout: a weight layer's matrix is stored transposed, ``wt`` of shape
+(N_in, N_out) C-contiguous, so the weights leaving one presynaptic input are a
+contiguous row: an input spike adds one row to the current, and the event-form
+gradient adds one row to ``gwt``.
+
+Neuron (per layer, λ = ``lam``, θ = ``th``, w = ``win``, a = ``amp``)::
+
+    v(t) = λ v(t-1) (1 - s(t-1)) + W s_in(t) + b,    s(t) = [v(t) > θ]
+    ψ(t) = a [|v(t) - θ| < w],                         κ(t) = 1 - s(t) - v(t) ψ(t)
+
+Two trace engines give E_ij = ∂(Σ_t s_i(t)) / ∂W_ij (surrogate ds/dv = ψ,
+inputs constant):
+
+* event form: g(T-1) = ψ(T-1), g(t) = ψ(t) + λ κ(t) g(t+1); E_ij = Σ_t g_i(t) s_j(t)
+  — O(T·N) per layer plus one row add per input spike;
+* synapse form: P = λ R + s_j, E += ψ_i P, R = P κ_i, per synapse and step
+  — O(T·N·N_in), what an on-chip learning rule does.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def check_raster(indptr, indices, n_inputs):
+    """0 if the CSR raster is well formed, else an error code (see network._RASTER_ERRORS)."""
+    if indptr.shape[0] < 2 or indptr[0] != 0:
+        return 1
+    for t in range(indptr.shape[0] - 1):
+        if indptr[t + 1] < indptr[t]:
+            return 2
+    if indptr[indptr.shape[0] - 1] != indices.shape[0]:
+        return 3
+    for k in range(indices.shape[0]):
+        if indices[k] < 0 or indices[k] >= n_inputs:
+            return 4
+    return 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _integrate(t, in_ptr, in_idx, wt, b, lam, th, vprev, vt):
+    """vt ← b + Σ_{j spiking at t} wt[j] + λ vprev (1 - [vprev > θ]); vprev unused at t = 0."""
+    n = vt.shape[0]
+    for i in range(n):
+        vt[i] = b[i]
+    for k in range(in_ptr[t], in_ptr[t + 1]):
+        row = wt[in_idx[k]]
+        for i in range(n):
+            vt[i] += row[i]
+    if t > 0:
+        for i in range(n):
+            vp = vprev[i]
+            if not vp > th:
+                vt[i] += lam * vp
+
+
+@njit(cache=True, nogil=True)
+def layer_forward_record(in_ptr, in_idx, wt, b, lam, th, v_rec, out_ptr, out_idx):
+    """Run one layer over all T steps, recording v (T, N) and the output spikes (CSR)."""
+    steps = in_ptr.shape[0] - 1
+    n = wt.shape[1]
+    m = 0
+    out_ptr[0] = 0
+    for t in range(steps):
+        vt = v_rec[t]
+        _integrate(t, in_ptr, in_idx, wt, b, lam, th, v_rec[t - 1] if t > 0 else vt, vt)
+        for i in range(n):
+            if vt[i] > th:
+                out_idx[m] = i
+                m += 1
+        out_ptr[t + 1] = m
+    return m
+
+
+@njit(cache=True, nogil=True)
+def layer_forward_infer(in_ptr, in_idx, wt, b, lam, th, v, vnext, out_ptr, out_idx):
+    """Like :func:`layer_forward_record` without recording: two state vectors only."""
+    steps = in_ptr.shape[0] - 1
+    n = wt.shape[1]
+    m = 0
+    out_ptr[0] = 0
+    cur = v
+    nxt = vnext
+    for t in range(steps):
+        _integrate(t, in_ptr, in_idx, wt, b, lam, th, cur, nxt)
+        for i in range(n):
+            if nxt[i] > th:
+                out_idx[m] = i
+                m += 1
+        out_ptr[t + 1] = m
+        cur, nxt = nxt, cur
+    return m
+
+
+@njit(cache=True, nogil=True)
+def output_counts(out_ptr, out_idx, n_out):
+    """Spike count of each output unit over the sample (int64)."""
+    c = np.zeros(n_out, dtype=np.int64)
+    for k in range(out_ptr[out_ptr.shape[0] - 1]):
+        c[out_idx[k]] += 1
+    return c
+
+
+@njit(cache=True, nogil=True)
+def error_phase(out_ptr, out_idx, n_out, t_e, label):
+    """Error interneurons over steps t_e … T-1.
+
+    Returns (counts at T-1, D = Σ_t (z⁺ - z⁻), loss = -log softmax(c(T-1))[label]).
+    e(t) = softmax(c(t)) - onehot(label);  a±(t) = a±(t-1) - z±(t-1) ± e(t);
+    z±(t) = [a±(t) > 1].
+    """
+    steps = out_ptr.shape[0] - 1
+    c = np.zeros(n_out, dtype=np.float64)
+    a_pos = np.zeros(n_out, dtype=np.float64)
+    a_neg = np.zeros(n_out, dtype=np.float64)
+    z_pos = np.zeros(n_out, dtype=np.float64)
+    z_neg = np.zeros(n_out, dtype=np.float64)
+    d = np.zeros(n_out, dtype=np.float64)
+    e = np.zeros(n_out, dtype=np.float64)
+    for t in range(steps):
+        for k in range(out_ptr[t], out_ptr[t + 1]):
+            c[out_idx[k]] += 1.0
+        if t < t_e:
+            continue
+        cmax = c.max()
+        tot = 0.0
+        for k in range(n_out):
+            e[k] = np.exp(c[k] - cmax)
+            tot += e[k]
+        for k in range(n_out):
+            e[k] = e[k] / tot - (1.0 if k == label else 0.0)
+            a_pos[k] = a_pos[k] - z_pos[k] + e[k]
+            a_neg[k] = a_neg[k] - z_neg[k] - e[k]
+            z_pos[k] = 1.0 if a_pos[k] > 1.0 else 0.0
+            z_neg[k] = 1.0 if a_neg[k] > 1.0 else 0.0
+            d[k] += z_pos[k] - z_neg[k]
+    cmax = c.max()
+    tot = 0.0
+    for k in range(n_out):
+        tot += np.exp(c[k] - cmax)
+    loss = -(c[label] - cmax - np.log(tot))
+    counts = np.empty(n_out, dtype=np.int64)
+    for k in range(n_out):
+        counts[k] = np.int64(c[k])
+    return counts, d, loss
+
+
+@njit(cache=True, nogil=True)
+def layer_backward_event(v_rec, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb):
+    """Event-form gradient: gwt[j] += Σ_{t: s_j(t)=1} δ ⊙ g(t);  gb += Σ_t δ ⊙ g(t).
+
+    ``h`` (T, N) is workspace for δ ⊙ g. Cost O(T·N + spikes_in · N).
+    """
+    steps = v_rec.shape[0]
+    n = v_rec.shape[1]
+    for t in range(steps - 1, -1, -1):
+        vt = v_rec[t]
+        ht = h[t]
+        last = t == steps - 1
+        for i in range(n):
+            v = vt[i]
+            psi = amp if abs(v - th) < win else 0.0
+            # h(t) = δ ⊙ g(t) = δ ψ(t) + λ κ(t) h(t+1): δ factors out of the recursion
+            if last:
+                ht[i] = delta[i] * psi
+            else:
+                s = 1.0 if v > th else 0.0
+                kappa = 1.0 - s - v * psi
+                ht[i] = delta[i] * psi + lam * kappa * h[t + 1, i]
+    for t in range(steps):
+        ht = h[t]
+        for i in range(n):
+            gb[i] += ht[i]
+        for k in range(in_ptr[t], in_ptr[t + 1]):
+            row = gwt[in_idx[k]]
+            for i in range(n):
+                row[i] += ht[i]
+
+
+@njit(cache=True, nogil=True)
+def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_ptr, out_idx,
+                          rt, et, rb, eb, s_in):
+    """Forward pass with the per-synapse traces P, R, E updated online every step.
+
+    rt, et (N_in, N) and rb, eb (N,) are overwritten; s_in (N_in,) is workspace.
+    Per synapse (pre j, post i):  P = λ R(t-1) + s_j(t);  E += ψ_i(t) P;  R = P κ_i(t).
+    Bias traces: the same with s_j ≡ 1.
+    """
+    steps = in_ptr.shape[0] - 1
+    n_in = wt.shape[0]
+    n = wt.shape[1]
+    rt[:] = 0.0
+    et[:] = 0.0
+    rb[:] = 0.0
+    eb[:] = 0.0
+    s_in[:] = 0.0
+    psi = np.empty(n, dtype=v_rec.dtype)
+    kappa = np.empty(n, dtype=v_rec.dtype)
+    m = 0
+    out_ptr[0] = 0
+    for t in range(steps):
+        vt = v_rec[t]
+        _integrate(t, in_ptr, in_idx, wt, b, lam, th, v_rec[t - 1] if t > 0 else vt, vt)
+        for i in range(n):
+            v = vt[i]
+            s = 0.0
+            if v > th:
+                out_idx[m] = i
+                m += 1
+                s = 1.0
+            psi[i] = amp if abs(v - th) < win else 0.0
+            kappa[i] = 1.0 - s - v * psi[i]
+        out_ptr[t + 1] = m
+        for k in range(in_ptr[t], in_ptr[t + 1]):
+            s_in[in_idx[k]] = 1.0
+        for j in range(n_in):
+            sj = s_in[j]
+            rrow = rt[j]
+            erow = et[j]
+            for i in range(n):
+                p = lam * rrow[i] + sj
+                erow[i] += psi[i] * p
+                rrow[i] = p * kappa[i]
+        for i in range(n):
+            p = lam * rb[i] + 1.0
+            eb[i] += psi[i] * p
+            rb[i] = p * kappa[i]
+        for k in range(in_ptr[t], in_ptr[t + 1]):
+            s_in[in_idx[k]] = 0.0
+    return m
+
+
+@njit(cache=True, nogil=True)
+def accumulate_traces(et, eb, delta, gwt, gb):
+    """gwt[j, i] += δ_i E_ij (transposed storage);  gb_i += δ_i E^b_i."""
+    n_in, n = et.shape
+    for j in range(n_in):
+        erow = et[j]
+        grow = gwt[j]
+        for i in range(n):
+            grow[i] += delta[i] * erow[i]
+    for i in range(n):
+        gb[i] += delta[i] * eb[i]
