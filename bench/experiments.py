@@ -1,0 +1,663 @@
+"""Reproduce BioGrad's headline numbers on this machine, against a BPTT baseline.
+
+Subcommands (each appends JSON lines to a log under bench/exp_logs/ as it goes, so
+partial runs count and an interrupted run resumes where it stopped):
+
+  mnist      BioGrad 784-500-100-10 on full MNIST (train 50 000 / val 10 000 / test 10 000),
+             epochs until --deadline (UTC HH:MM), resumable from a checkpoint
+  nmnist     BioGrad vs BPTT 2312-500-100-10 on nmnist-1k, same seeds / epochs / batches
+  cv         5-fold cross-validation of both methods on the 1 000 nmnist-1k training samples
+  ablation   BioGrad sleep on/off x feedback init mirror/random: accuracy and feedback angle
+  streaming  batch size 1 (update every sample, sleep every N samples), one pass; the learning
+             rate is picked on a validation split carved from train, never on the test split
+  report     tables (Markdown) + PNG plots from the logs; --json PATH writes flat name -> number
+
+Run from the project root: ``BIOGRAD_DATA=../shared/data .venv/bin/python -m bench.experiments …``
+"""
+from __future__ import annotations
+
+import os
+
+# 2 cores shared by several people: one BLAS / Numba thread per experiment process.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data import data_root, find_dataset
+from pipeline.errors import BioGradError
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "bench" / "exp_logs"
+WORK_DIR = ROOT / "bench" / "exp_logs" / "work"     # checkpoints; not committed
+PAPER = {"mnist": 98.13, "nmnist": 97.59}
+
+
+# --- logging -------------------------------------------------------------------
+
+class Log:
+    """Append-only JSON-lines log; every record is flushed to disk at once."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, record: dict) -> None:
+        record = {"time": time.time(), **record}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        out = []
+        for n, line in enumerate(self.path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    # A run killed mid-write leaves a torn last line; anything else is corruption.
+                    if n != len(self.path.read_text().splitlines()):
+                        raise BioGradError(f"{self.path}:{n}: not a JSON line")
+        return out
+
+
+def code_fingerprint() -> dict:
+    """Git commit and the hashes of the learner sources the numbers came from."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head = "unknown"
+    files = {}
+    for rel in ("learner/network.py", "learner/kernels.py", "learner/encoding.py", "learner/bptt_baseline.py"):
+        p = ROOT / rel
+        if p.exists():
+            files[rel] = hashlib.sha1(p.read_bytes()).hexdigest()[:12]
+    return {"git": head, "sources": files}
+
+
+def command_line() -> str:
+    return "python -m bench.experiments " + " ".join(sys.argv[1:])
+
+
+# --- data ------------------------------------------------------------------------
+
+_NMNIST_CACHE: dict = {}
+
+
+def nmnist_data(args):
+    """(train_rasters, train_labels, test_rasters, test_labels) of nmnist-1k, train in file order."""
+    from bench.exp_data import load_nmnist_rasters
+    root = find_dataset(data_root(args.data), "nmnist-1k", "nmnist")
+    if root not in _NMNIST_CACHE:
+        tr, ytr = load_nmnist_rasters(root, "Train")
+        te, yte = load_nmnist_rasters(root, "Test")
+        _NMNIST_CACHE[root] = (tr, ytr, te, yte)
+    return _NMNIST_CACHE[root]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """Sample order of one epoch: the same for every method with the same seed."""
+    return np.random.default_rng([seed, epoch, 7919]).permutation(n)
+
+
+# --- the two methods behind one interface ---------------------------------------------
+
+class BioGradRun:
+    name = "biograd"
+
+    def __init__(self, config):
+        from learner.network import BioGradLearner
+        self.net = BioGradLearner(config)
+
+    def train_epoch(self, rasters, labels, order, on_update=None):
+        """One pass in ``order``; returns (train accuracy, mean loss) as seen while training."""
+        correct, loss = 0, 0.0
+        for i in order:
+            res = self.net.train_sample(rasters[i], int(labels[i]))
+            correct += res.prediction == labels[i]
+            loss += res.loss
+            if res.updated and on_update:
+                on_update(self)
+        # Same batches as BPTT: the last partial batch is applied at the epoch end.
+        if self.net.flush() is not None and on_update:
+            on_update(self)
+        return correct / len(order), loss / len(order)
+
+    def evaluate(self, rasters, labels) -> float:
+        return float(np.mean([self.net.predict(r)[0] == y for r, y in zip(rasters, labels)]))
+
+    def alignment(self):
+        return self.net.feedback_alignment()
+
+
+class BPTTRun:
+    name = "bptt"
+
+    def __init__(self, config):
+        from learner.bptt_baseline import BPTTLearner
+        self.net = BPTTLearner(config)
+
+    def train_epoch(self, rasters, labels, order, on_update=None):
+        bs = self.net.config.batch_size
+        correct, loss = 0, 0.0
+        for start in range(0, len(order), bs):
+            idx = order[start:start + bs]
+            batch_loss, pred = self.net.train_batch([rasters[i] for i in idx], labels[idx])
+            correct += int(np.sum(pred == labels[idx]))
+            loss += batch_loss * len(idx)
+            if on_update:
+                on_update(self)
+        return correct / len(order), loss / len(order)
+
+    def evaluate(self, rasters, labels) -> float:
+        correct = 0
+        for start in range(0, len(rasters), 100):
+            pred, _ = self.net.predict_batch(rasters[start:start + 100])
+            correct += int(np.sum(pred == np.asarray(labels[start:start + 100])))
+        return correct / len(rasters)
+
+
+def make_run(method: str, seed: int, batch: int, preset: str = "nmnist", **learner_overrides):
+    from learner.bptt_baseline import BPTTConfig
+    from learner.config import MNIST_LEARNER, NMNIST_LEARNER
+    base = NMNIST_LEARNER if preset == "nmnist" else MNIST_LEARNER
+    if method == "biograd":
+        return BioGradRun(replace(base, seed=seed, batch_size=batch, **learner_overrides))
+    if method == "bptt":
+        return BPTTRun(BPTTConfig.from_learner(base, seed=seed, batch_size=batch,
+                                               **learner_overrides))
+    raise BioGradError(f"unknown method {method!r} (biograd or bptt)")
+
+
+def run_epochs(run, tr, ytr, te, yte, epochs, seed, log, tag: dict, on_update=None):
+    """Train ``epochs`` epochs, logging train/test accuracy and wall time per epoch."""
+    total = 0.0
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        train_acc, loss = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, epoch), on_update)
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        acc = run.evaluate(te, yte)
+        eval_s = time.perf_counter() - t0
+        total += train_s
+        log.append({"kind": "epoch", **tag, "epoch": epoch + 1, "train_acc": train_acc, "loss": loss,
+                    "eval_acc": acc, "train_s": train_s, "eval_s": eval_s,
+                    "samples_per_s": len(tr) / train_s})
+        print(f"  {tag} epoch {epoch + 1}: train {train_acc:.3f} loss {loss:.3f} eval {acc:.3f} "
+              f"({train_s:.1f}s)", flush=True)
+    return acc, total
+
+
+def done_keys(log: Log, kind: str, fields: tuple[str, ...]) -> set:
+    return {tuple(r[f] for f in fields) for r in log.read() if r.get("kind") == kind}
+
+
+# --- experiments --------------------------------------------------------------------
+
+def cmd_nmnist(args) -> int:
+    tr, ytr, te, yte = nmnist_data(args)
+    log = Log(args.log)
+    log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
+    done = done_keys(log, "run_done", ("method", "seed", "epochs", "batch"))
+    for seed in args.seeds:
+        for method in args.methods:
+            key = (method, seed, args.epochs, args.batch)
+            if key in done:
+                print(f"skip {key}: already in {log.path}")
+                continue
+            tag = {"method": method, "seed": seed, "epochs": args.epochs, "batch": args.batch}
+            run = make_run(method, seed, args.batch)
+            acc, wall = run_epochs(run, tr, ytr, te, yte, args.epochs, seed, log, tag)
+            log.append({"kind": "run_done", **tag, "test_acc": acc, "train_wall_s": wall})
+    return 0
+
+
+def cmd_cv(args) -> int:
+    tr, ytr, _, _ = nmnist_data(args)
+    log = Log(args.log)
+    log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
+    done = done_keys(log, "fold_done", ("method", "fold", "seed", "epochs", "batch"))
+    perm = np.random.default_rng([args.seed, 104729]).permutation(len(tr))
+    folds = np.array_split(perm, args.folds)
+    for k, held in enumerate(folds):
+        train_idx = np.concatenate([f for j, f in enumerate(folds) if j != k])
+        ftr = [tr[i] for i in train_idx]
+        fte = [tr[i] for i in held]
+        for method in args.methods:
+            key = (method, k, args.seed, args.epochs, args.batch)
+            if key in done:
+                continue
+            tag = {"method": method, "fold": k, "seed": args.seed, "epochs": args.epochs, "batch": args.batch}
+            run = make_run(method, args.seed, args.batch)
+            acc, wall = run_epochs(run, ftr, ytr[train_idx], fte, ytr[held], args.epochs, args.seed, log, tag)
+            log.append({"kind": "fold_done", **tag, "heldout_acc": acc, "train_wall_s": wall})
+    return 0
+
+
+def cmd_ablation(args) -> int:
+    tr, ytr, te, yte = nmnist_data(args)
+    log = Log(args.log)
+    log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
+    done = done_keys(log, "run_done", ("sleep", "init", "seed", "epochs", "batch"))
+    for seed in args.seeds:
+        for sleep in (True, False):
+            for init in ("mirror", "random"):
+                key = (sleep, init, seed, args.epochs, args.batch)
+                if key in done:
+                    continue
+                tag = {"sleep": sleep, "init": init, "seed": seed, "epochs": args.epochs, "batch": args.batch}
+                run = make_run("biograd", seed, args.batch, sleep=sleep, feedback_init=init)
+                counter = {"updates": 0}
+
+                def on_update(r, tag=tag, counter=counter):
+                    counter["updates"] += 1
+                    al = r.alignment()
+                    log.append({"kind": "angle", **tag, "update": counter["updates"],
+                                "samples": r.net.samples_seen, "angle_deg": [a for a, _ in al],
+                                "norm_ratio": [q for _, q in al]})
+
+                on_update(run)  # the starting point, before any update
+                counter["updates"] = 0
+                acc, wall = run_epochs(run, tr, ytr, te, yte, args.epochs, seed, log, tag, on_update)
+                al = run.alignment()
+                log.append({"kind": "run_done", **tag, "test_acc": acc, "train_wall_s": wall,
+                            "final_angle_deg": [a for a, _ in al], "final_norm_ratio": [q for _, q in al]})
+    return 0
+
+
+def cmd_streaming(args) -> int:
+    """Pick the streaming learning rate on a validation split of train, then one pass per seed."""
+    tr, ytr, te, yte = nmnist_data(args)
+    log = Log(args.log)
+    log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
+    recs = log.read()
+    n_val = args.val
+    # Selection split: a fixed seeded permutation of train, last n_val samples held out.
+    perm = np.random.default_rng([args.select_seed, 15485863]).permutation(len(tr))
+    fit_idx, val_idx = perm[:-n_val], perm[-n_val:]
+    fit = [tr[i] for i in fit_idx]
+    val = [tr[i] for i in val_idx]
+    overrides = {"sleep_every": args.sleep_every}
+    scores = {r["lr"]: r["val_acc"] for r in recs if r.get("kind") == "select"
+              and r["sleep_every"] == args.sleep_every}
+    for lr in args.lrs:
+        if lr in scores:
+            continue
+        run = make_run("biograd", args.select_seed, 1, lr=lr, **overrides)
+        t0 = time.perf_counter()
+        run.train_epoch(fit, ytr[fit_idx], np.arange(len(fit)))
+        acc = run.evaluate(val, ytr[val_idx])
+        scores[lr] = acc
+        log.append({"kind": "select", "lr": lr, "sleep_every": args.sleep_every, "val_acc": acc,
+                    "fit_samples": len(fit), "val_samples": n_val, "train_s": time.perf_counter() - t0})
+        print(f"  select lr={lr:g}: val {acc:.3f}", flush=True)
+    best = max(args.lrs, key=lambda lr: (scores[lr], -lr))
+    log.append({"kind": "selected", "lr": best, "sleep_every": args.sleep_every})
+    print(f"selected streaming lr = {best:g} on {n_val} validation samples", flush=True)
+
+    done = done_keys(log, "pass_done", ("mode", "seed", "lr", "batch", "sleep_every"))
+    modes = [("streaming", 1, best, args.sleep_every), ("batch", args.batch, args.batch_lr, 0)]
+    for seed in args.seeds:
+        for mode, batch, lr, every in modes:
+            key = (mode, seed, lr, batch, every)
+            if key in done:
+                continue
+            run = make_run("biograd", seed, batch, lr=lr, sleep_every=every)
+            t0 = time.perf_counter()
+            train_acc, _ = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, 0))
+            wall = time.perf_counter() - t0
+            acc = run.evaluate(te, yte)
+            log.append({"kind": "pass_done", "mode": mode, "seed": seed, "lr": lr, "batch": batch,
+                        "sleep_every": every, "test_acc": acc, "online_train_acc": train_acc,
+                        "train_wall_s": wall, "samples_per_s": len(tr) / wall,
+                        "updates": run.net.updates, "sleeps": run.net.sleeps})
+            print(f"  {mode} seed {seed}: online {train_acc:.3f} test {acc:.3f} ({wall:.1f}s)", flush=True)
+    return 0
+
+
+def cmd_mnist(args) -> int:
+    """Full MNIST, resumable: checkpoint + position file every --progress-every samples."""
+    from bench.exp_data import load_mnist
+    from learner.config import MNIST_LEARNER
+    from learner.encoding import mnist_rate_raster
+    from learner.network import BioGradLearner
+
+    root = find_dataset(data_root(args.data), "mnist")
+    xtr_all, ytr_all, xte, yte = load_mnist(root)
+    n_train = args.limit or 50_000
+    xtr, ytr = xtr_all[:n_train], ytr_all[:n_train]
+    xval, yval = xtr_all[50_000:50_000 + (args.limit_eval or 10_000)], ytr_all[50_000:50_000 + (args.limit_eval or 10_000)]
+    xte, yte = xte[:args.limit_eval or 10_000], yte[:args.limit_eval or 10_000]
+    cfg = replace(MNIST_LEARNER, seed=args.seed, batch_size=args.batch)
+    T = cfg.timesteps
+    log = Log(args.log)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt, pos_file = work / "mnist.npz", work / "mnist_pos.json"
+    deadline = None
+    if args.deadline:
+        hh, mm = map(int, args.deadline.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if deadline < now - dt.timedelta(hours=12):
+            deadline += dt.timedelta(days=1)
+        deadline = deadline.timestamp()
+
+    if pos_file.exists() and ckpt.exists():
+        pos = json.loads(pos_file.read_text())
+        net = BioGradLearner.load(ckpt, cfg)
+        print(f"resumed at epoch {pos['epoch'] + 1}, sample {pos['index']}", flush=True)
+    else:
+        pos = {"epoch": 0, "index": 0, "correct": 0, "loss": 0.0, "train_s": 0.0}
+        net = BioGradLearner(cfg)
+    log.append({"kind": "start", "command": command_line(), "config": asdict(cfg), "resume": pos,
+                "n_train": n_train, "n_val": len(xval), "n_test": len(xte), **code_fingerprint()})
+
+    def evaluate(images, labels, salt):
+        # Fixed encoding noise per split, so every epoch is scored on the same spike trains.
+        correct = 0
+        for i, (img, y) in enumerate(zip(images, labels)):
+            r = mnist_rate_raster(img, T, np.random.default_rng([args.seed, salt, i]))
+            correct += net.predict(r)[0] == y
+        return correct / len(images)
+
+    def save(pos):
+        net.save(ckpt)
+        tmp = pos_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pos))
+        os.replace(tmp, pos_file)
+
+    last_epoch_s = None
+    while pos["epoch"] < args.epochs:
+        epoch = pos["epoch"]
+        if (deadline and last_epoch_s and pos["index"] == 0
+                and time.time() + last_epoch_s > deadline):
+            print("next epoch would end after the deadline: stopping", flush=True)
+            break
+        order = epoch_order(n_train, args.seed, epoch)
+        t_seg = time.perf_counter()
+        seg_start = pos["index"]
+        stopped = False
+        while pos["index"] < n_train:
+            i = int(order[pos["index"]])
+            r = mnist_rate_raster(xtr[i], T, np.random.default_rng([args.seed, epoch, i]))
+            res = net.train_sample(r, int(ytr[i]))
+            pos["correct"] += int(res.prediction == ytr[i])
+            pos["loss"] += res.loss
+            pos["index"] += 1
+            if pos["index"] % args.progress_every == 0 or pos["index"] == n_train:
+                seg_s = time.perf_counter() - t_seg
+                pos["train_s"] += seg_s
+                if pos["index"] == n_train:
+                    net.flush()
+                save(pos)
+                log.append({"kind": "progress", "epoch": epoch + 1, "samples": pos["index"],
+                            "train_acc_running": pos["correct"] / pos["index"],
+                            "loss_running": pos["loss"] / pos["index"],
+                            "samples_per_s": (pos["index"] - seg_start) / seg_s,
+                            "sleeps": net.sleeps, "angle_deg": [a for a, _ in net.feedback_alignment()]})
+                print(f"  epoch {epoch + 1} {pos['index']}/{n_train}: running train acc "
+                      f"{pos['correct'] / pos['index']:.4f}, {(pos['index'] - seg_start) / seg_s:.0f} samples/s",
+                      flush=True)
+                t_seg = time.perf_counter()
+                seg_start = pos["index"]
+                if deadline and time.time() > deadline and pos["index"] < n_train:
+                    stopped = True
+                    break
+        t0 = time.perf_counter()
+        val_acc = evaluate(xval, yval, 1)
+        test_acc = evaluate(xte, yte, 2)
+        eval_s = time.perf_counter() - t0
+        log.append({"kind": "epoch", "epoch": epoch + 1, "complete": not stopped,
+                    "samples": pos["index"], "train_acc": pos["correct"] / max(pos["index"], 1),
+                    "loss": pos["loss"] / max(pos["index"], 1), "train_s": pos["train_s"],
+                    "samples_per_s": pos["index"] / pos["train_s"], "val_acc": val_acc,
+                    "test_acc": test_acc, "eval_s": eval_s, "eval_samples_per_s": (len(xval) + len(xte)) / eval_s,
+                    "angle_deg": [a for a, _ in net.feedback_alignment()]})
+        print(f"epoch {epoch + 1}{'' if not stopped else ' (partial)'}: val {val_acc:.4f} test {test_acc:.4f} "
+              f"train {pos['train_s']:.0f}s eval {eval_s:.0f}s", flush=True)
+        if stopped:
+            break
+        last_epoch_s = pos["train_s"] + eval_s
+        pos = {"epoch": epoch + 1, "index": 0, "correct": 0, "loss": 0.0, "train_s": 0.0}
+        save(pos)
+        if deadline and time.time() > deadline:
+            break
+    return 0
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _ms(values) -> str:
+    values = np.asarray(values, dtype=float) * 100
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
+
+
+def cmd_report(args) -> int:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, float] = {}
+    docs = ROOT / "docs"
+    L = lambda name: Log(LOG_DIR / f"{name}.jsonl").read()
+
+    # MNIST
+    # A run stopped mid-epoch and resumed logs that epoch twice: the later record wins.
+    m = list({r["epoch"]: r for r in L("mnist") if r.get("kind") == "epoch"}.values())
+    if m:
+        best = max(m, key=lambda r: (r["val_acc"], -r["epoch"]))
+        last = m[-1]
+        print("\n## MNIST (BioGrad 784-500-100-10)")
+        print("| epochs run | best-val epoch | val @best | test @best-val | test @last | train samples/s | paper |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| {len(m)}{'' if last['complete'] else ' (last partial)'} | {best['epoch']} | "
+              f"{best['val_acc'] * 100:.2f} | {best['test_acc'] * 100:.2f} | {last['test_acc'] * 100:.2f} | "
+              f"{np.mean([r['samples_per_s'] for r in m]):.0f} | {PAPER['mnist']} |")
+        out.update(mnist_epochs=len(m), mnist_test_at_best_val=best["test_acc"],
+                   mnist_test_last=last["test_acc"], mnist_best_val=best["val_acc"],
+                   mnist_train_samples_per_s=float(np.mean([r["samples_per_s"] for r in m])),
+                   mnist_train_wall_s=float(sum(r["train_s"] for r in m)))
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([r["epoch"] for r in m], [r["val_acc"] * 100 for r in m], "o-", label="validation")
+        ax.plot([r["epoch"] for r in m], [r["test_acc"] * 100 for r in m], "s-", label="test")
+        ax.plot([r["epoch"] for r in m], [r["train_acc"] * 100 for r in m], "^-", label="train (online)")
+        ax.axhline(PAPER["mnist"], color="gray", ls="--", label="paper 98.13")
+        ax.set_xlabel("epoch"); ax.set_ylabel("accuracy %"); ax.set_title("BioGrad on MNIST")
+        ax.legend(); ax.grid(alpha=.3); fig.tight_layout(); fig.savefig(docs / "results_mnist.png", dpi=110)
+        plt.close(fig)
+
+    # N-MNIST BioGrad vs BPTT
+    rows = [r for r in L("nmnist") if r.get("kind") == "run_done"]
+    if rows:
+        print("\n## N-MNIST nmnist-1k: BioGrad vs BPTT")
+        print("| method | seeds | epochs | batch | test acc % (mean ± std) | train wall s / run | paper |")
+        print("|---|---|---|---|---|---|---|")
+        for method in ("biograd", "bptt"):
+            rs = [r for r in rows if r["method"] == method]
+            if rs:
+                print(f"| {method} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | {rs[0]['epochs']} | "
+                      f"{rs[0]['batch']} | {_ms([r['test_acc'] for r in rs])} | "
+                      f"{np.mean([r['train_wall_s'] for r in rs]):.0f} | "
+                      f"{PAPER['nmnist'] if method == 'biograd' else 'same level as BP'} |")
+                out[f"nmnist_{method}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
+                out[f"nmnist_{method}_test_std"] = float(np.std([r["test_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+                out[f"nmnist_{method}_train_wall_s"] = float(np.mean([r["train_wall_s"] for r in rs]))
+        ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for method, color in (("biograd", "C0"), ("bptt", "C3")):
+            seeds = sorted({r["seed"] for r in ep if r["method"] == method})
+            for s in seeds:
+                rs = [r for r in ep if r["method"] == method and r["seed"] == s]
+                ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs], color=color, alpha=.7,
+                        label=method if s == seeds[0] else None)
+        ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy % (100 samples)")
+        ax.set_title("nmnist-1k: BioGrad vs BPTT"); ax.legend(); ax.grid(alpha=.3); fig.tight_layout()
+        fig.savefig(docs / "results_nmnist.png", dpi=110); plt.close(fig)
+
+    cv = [r for r in L("cv") if r.get("kind") == "fold_done"]
+    if cv:
+        print("\n## N-MNIST 5-fold cross-validation on the 1 000 training samples")
+        print("| method | folds | epochs | batch | held-out acc % (mean ± std over folds) |")
+        print("|---|---|---|---|---|")
+        for method in ("biograd", "bptt"):
+            rs = [r for r in cv if r["method"] == method]
+            if rs:
+                print(f"| {method} | {len(rs)} | {rs[0]['epochs']} | {rs[0]['batch']} | "
+                      f"{_ms([r['heldout_acc'] for r in rs])} |")
+                out[f"cv_{method}_mean"] = float(np.mean([r["heldout_acc"] for r in rs]))
+                out[f"cv_{method}_std"] = float(np.std([r["heldout_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+
+    ab = L("ablation")
+    ab_done = [r for r in ab if r.get("kind") == "run_done"]
+    if ab_done:
+        print("\n## Ablation: sleep x feedback init (BioGrad, nmnist-1k)")
+        print("| sleep | feedback init | seeds | epochs | test acc % | final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |")
+        print("|---|---|---|---|---|---|---|")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+        for sleep in (True, False):
+            for init in ("mirror", "random"):
+                rs = [r for r in ab_done if r["sleep"] == sleep and r["init"] == init]
+                if not rs:
+                    continue
+                name = f"sleep_{'on' if sleep else 'off'}_{init}"
+                ang = np.array([r["final_angle_deg"] for r in rs])
+                nr = np.array([r["final_norm_ratio"] for r in rs])
+                print(f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {rs[0]['epochs']} | "
+                      f"{_ms([r['test_acc'] for r in rs])} | {ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
+                      f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |")
+                out[f"ablation_{name}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
+                out[f"ablation_{name}_angle1_deg"] = float(ang[:, 0].mean())
+                seed0 = rs[0]["seed"]
+                tr_ = [r for r in ab if r.get("kind") == "angle" and r["sleep"] == sleep and r["init"] == init
+                       and r["seed"] == seed0]
+                for layer, ax in enumerate(axes):
+                    ax.plot([r["samples"] for r in tr_], [r["angle_deg"][layer] for r in tr_],
+                            label=f"sleep {'on' if sleep else 'off'}, {init}",
+                            ls="-" if sleep else "--")
+        for layer, ax in enumerate(axes):
+            ax.set_title(f"hidden layer {layer + 1}: angle(B, (W_out…W_{layer + 2})ᵀ)")
+            ax.set_xlabel("training samples"); ax.grid(alpha=.3)
+        axes[0].set_ylabel("angle (degrees)"); axes[0].legend(fontsize=8)
+        fig.tight_layout(); fig.savefig(docs / "results_ablation_angle.png", dpi=110); plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ep = [r for r in ab if r.get("kind") == "epoch"]
+        for sleep in (True, False):
+            for init in ("mirror", "random"):
+                rs = [r for r in ep if r["sleep"] == sleep and r["init"] == init and r["seed"] == ab_done[0]["seed"]]
+                if rs:
+                    ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs],
+                            label=f"sleep {'on' if sleep else 'off'}, {init}", ls="-" if sleep else "--")
+        ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy %"); ax.set_title("Ablation accuracy (nmnist-1k)")
+        ax.legend(fontsize=8); ax.grid(alpha=.3); fig.tight_layout()
+        fig.savefig(docs / "results_ablation_accuracy.png", dpi=110); plt.close(fig)
+
+    st = L("streaming")
+    sel = [r for r in st if r.get("kind") == "select"]
+    passes = [r for r in st if r.get("kind") == "pass_done"]
+    if passes:
+        chosen = [r for r in st if r.get("kind") == "selected"][-1]
+        print("\n## Streaming (batch 1) vs batch mode, one pass over nmnist-1k Train")
+        print("lr selection on a validation split of train: " + ", ".join(
+            f"lr {r['lr']:g} → {r['val_acc'] * 100:.1f} %" for r in sel if r["sleep_every"] == chosen["sleep_every"]))
+        print("| mode | batch | lr | sleep | seeds | test acc % after 1 pass | online train acc % | samples/s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for mode in ("streaming", "batch"):
+            rs = [r for r in passes if r["mode"] == mode]
+            if rs:
+                sleep = f"every {rs[0]['sleep_every']} samples" if rs[0]["sleep_every"] else "after every batch"
+                print(f"| {mode} | {rs[0]['batch']} | {rs[0]['lr']:g} | {sleep} | {len(rs)} | "
+                      f"{_ms([r['test_acc'] for r in rs])} | {_ms([r['online_train_acc'] for r in rs])} | "
+                      f"{np.mean([r['samples_per_s'] for r in rs]):.0f} |")
+                out[f"streaming_{mode}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
+                out[f"streaming_{mode}_samples_per_s"] = float(np.mean([r["samples_per_s"] for r in rs]))
+        out["streaming_selected_lr"] = float(chosen["lr"])
+
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench.experiments", description=__doc__.splitlines()[0])
+    p.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    m = sub.add_parser("mnist", help="BioGrad on full MNIST until the deadline")
+    m.add_argument("--epochs", type=int, default=100)
+    m.add_argument("--deadline", help="UTC HH:MM: start no epoch that would end after it; stop mid-epoch past it")
+    m.add_argument("--batch", type=int, default=128)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--progress-every", type=int, default=5000)
+    m.add_argument("--limit", type=int, help="train on the first N samples only (smoke test)")
+    m.add_argument("--limit-eval", type=int, help="evaluate on the first N val/test samples only (smoke test)")
+    m.add_argument("--log", default=str(LOG_DIR / "mnist.jsonl"))
+    m.add_argument("--work", default=str(WORK_DIR), help="checkpoint folder (resume from here)")
+    m.set_defaults(func=cmd_mnist)
+
+    def common(sp, log, batch=32, epochs=20):
+        sp.add_argument("--epochs", type=int, default=epochs)
+        sp.add_argument("--batch", type=int, default=batch)
+        sp.add_argument("--log", default=str(LOG_DIR / f"{log}.jsonl"))
+
+    n = sub.add_parser("nmnist", help="BioGrad vs BPTT on nmnist-1k")
+    common(n, "nmnist")
+    n.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    n.add_argument("--methods", nargs="+", default=["biograd", "bptt"])
+    n.set_defaults(func=cmd_nmnist)
+
+    c = sub.add_parser("cv", help="5-fold CV on the nmnist-1k training samples")
+    common(c, "cv")
+    c.add_argument("--folds", type=int, default=5)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--methods", nargs="+", default=["biograd", "bptt"])
+    c.set_defaults(func=cmd_cv)
+
+    a = sub.add_parser("ablation", help="sleep on/off x feedback init mirror/random")
+    common(a, "ablation")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0])
+    a.set_defaults(func=cmd_ablation)
+
+    s = sub.add_parser("streaming", help="batch size 1, one pass, lr picked on validation")
+    s.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3])
+    s.add_argument("--sleep-every", type=int, default=32)
+    s.add_argument("--val", type=int, default=200, help="validation samples carved from train")
+    s.add_argument("--select-seed", type=int, default=100)
+    s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    s.add_argument("--batch", type=int, default=32, help="batch size of the batch-mode comparison")
+    s.add_argument("--batch-lr", type=float, default=1e-3)
+    s.add_argument("--log", default=str(LOG_DIR / "streaming.jsonl"))
+    s.set_defaults(func=cmd_streaming)
+
+    r = sub.add_parser("report", help="tables + PNG plots from the logs")
+    r.add_argument("--json", help="write the figures as one flat JSON object")
+    r.set_defaults(func=cmd_report)
+
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except BioGradError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
