@@ -71,13 +71,18 @@ def _of(rows, kind):
 
 
 def _learning_curves(rows):
-    metrics = [r for r in _of(rows, "metrics") if r.get("accuracy_running") is not None]
+    metrics = [r for r in _of(rows, "metrics") if r.get("accuracy_running") is not None
+               and r.get("phase", "train") in ("train", "live")]
     evals = [r for r in _of(rows, "eval") if r.get("accuracy") is not None]
     if not metrics and not evals:
         return "no metrics or eval rows with an accuracy"
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for phase in sorted({r.get("phase", "train") for r in metrics}):
+    # Test-phase rows all sit at one sample count (no learning during a test pass): the
+    # eval records show them; running curves are drawn for the phases that learn.
+    for phase in ("train", "live"):
         pts = [(r["samples"], r["accuracy_running"]) for r in metrics if r.get("phase", "train") == phase]
+        if not pts:
+            continue
         x, y = zip(*pts)
         ax.plot(x, 100 * np.asarray(y), label=f"{phase} (running)", lw=1.2,
                 color=EVAL_COLOURS.get(phase))
@@ -164,23 +169,32 @@ def _feedback_angle(rows):
 
 
 def _event_rate(rows):
-    metrics = [r for r in _of(rows, "metrics") if r.get("events_per_s") is not None]
+    # Over wall-clock time: sample counts stand still during test passes, time does not.
+    metrics = [r for r in _of(rows, "metrics") if r.get("events_per_s") is not None and r.get("time") is not None]
     if not metrics:
-        return "no metrics rows with events_per_s"
-    x = np.array([r["samples"] for r in metrics])
+        return "no metrics rows with events_per_s and time"
+    t = np.array([r["time"] for r in metrics], dtype=float)
+    t -= t[0]
     ev = np.array([r["events_per_s"] for r in metrics], dtype=float)
     sps = np.array([np.nan if r.get("samples_per_s") is None else r["samples_per_s"] for r in metrics], dtype=float)
+    minutes = t[-1] > 300
+    x = t / 60 if minutes else t
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(x, ev / 1e3, color="tab:purple", lw=1.2, label="input events/s")
-    ax.set_xlabel("training samples seen")
-    ax.set_ylabel("thousand events / s", color="tab:purple")
+    ax.plot(x, ev / 1e3, ".-", ms=3, color="tab:purple", lw=1.2)
+    ax.set_xlabel("time since the first metrics row (" + ("min" if minutes else "s") + ")")
+    ax.set_ylabel("thousand input events / s", color="tab:purple")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if np.isfinite(sps).any():
         ax2 = ax.twinx()
-        ax2.plot(x, sps, color="tab:gray", lw=1, ls="--", label="samples/s")
-        ax2.set_ylabel("samples / s", color="tab:gray")
+        ax2.plot(x, sps, color="tab:gray", lw=1, ls="--")
+        ax2.set_ylabel("samples / s (dashed)", color="tab:gray")
         ax2.set_ylim(bottom=0)
+    phases = [r.get("phase") for r in metrics]
+    for i in range(1, len(phases)):
+        if phases[i] != phases[i - 1]:
+            ax.axvline(x[i], color="0.6", lw=0.8, ls=":")
+            ax.text(x[i], ax.get_ylim()[1] * 0.97, f" {phases[i]}", fontsize=7, va="top", color="0.4")
     ax.set_title("Event rate through the learner")
     fig.tight_layout()
     return fig

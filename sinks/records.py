@@ -138,23 +138,3 @@ class SinkSet:
         if first is not None:
             raise first
 
-
-class FrameThrottle:
-    """Decides which prediction records carry an input ``frame`` (at most one per ``interval_s``).
-
-    A frame is a few kB of JSON; one per sample would cost more than the
-    dashboard needs (it redraws a few times a second).
-    """
-
-    def __init__(self, interval_s: float = 0.2, clock=None):
-        import time
-        self.interval_s = interval_s
-        self._clock = clock or time.monotonic
-        self._last = None
-
-    def frame(self, events: np.ndarray, width: int, height: int) -> dict | None:
-        now = self._clock()
-        if self._last is not None and now - self._last < self.interval_s:
-            return None
-        self._last = now
-        return event_frame(events, width, height)

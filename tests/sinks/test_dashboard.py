@@ -1,0 +1,75 @@
+"""The live dashboard: its JSON state over HTTP, and the page in real headless Chromium."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.errors import BioGradError
+from pipeline.events import make_events
+from sinks.dashboard import Dashboard
+from sinks.records import event_frame
+from sink_helpers import synthetic_records
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.headers.get("Content-Type"), response.read()
+
+
+def test_state_endpoint_follows_the_records():
+    clock = [0.0]
+    dashboard = Dashboard(port=0, clock=lambda: clock[0])
+    try:
+        assert dashboard.url.startswith("http://127.0.0.1:")
+        status, kind, body = _get(dashboard.url)
+        assert status == 200 and kind.startswith("text/html") and b"state.json" in body
+        state = json.loads(_get(dashboard.url + "state.json")[2])
+        assert state["status"] == "waiting" and state["samples"] == 0
+        records = list(synthetic_records(20, n_hidden=2, sleep_every=5))
+        predictions = [r for r in records if r["type"] == "prediction"]
+        for record in records[:-1]:
+            if record["type"] == "prediction":
+                clock[0] += 0.1
+            dashboard.handle(record)
+        state = json.loads(_get(dashboard.url + "state.json")[2])
+        assert state["status"] == "running"
+        assert state["samples"] == 20
+        last = predictions[-1]
+        assert (state["predicted"], state["label"], state["counts"]) == (last["predicted"], last["label"], last["counts"])
+        correct = sum(p["correct"] for p in predictions)
+        assert state["accuracy"] == pytest.approx(correct / 20) and state["accuracy_phase"] == "train"
+        # All 20 predictions (0.1 s apart) lie in the 2-s window: events after the first over 1.9 s.
+        assert state["events_per_s"] == pytest.approx(sum(p["events"] for p in predictions[1:]) / 1.9)
+        assert state["angle_deg"] == [29.0, 30.0] and state["evals"]["test"]["accuracy"] == 0.7
+        dashboard.handle(records[-1])
+        assert json.loads(_get(dashboard.url + "state.json")[2])["status"] == "ended"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(dashboard.url + "secrets")
+        assert err.value.code == 404
+    finally:
+        dashboard.close()
+    with pytest.raises(BioGradError, match="loopback only"):
+        Dashboard(host="0.0.0.0")
+
+
+def test_event_frame_counts_on_and_off_events_and_bins_large_sensors():
+    events = make_events([0, 1, 2, 3], [0, 0, 33, 345], [0, 0, 10, 259], [1, 1, 0, 1])
+    frame = event_frame(events[:3], 34, 34)
+    assert (frame["width"], frame["height"]) == (34, 34) and "scale" not in frame
+    assert frame["on"][0][0] == 2 and frame["off"][10][33] == 1
+    assert np.asarray(frame["on"]).sum() == 2 and np.asarray(frame["off"]).sum() == 1
+    big = event_frame(events, 346, 260)
+    assert big["scale"] == 3 and (big["width"], big["height"]) == (116, 87)
+    assert big["on"][86][115] == 1
