@@ -110,7 +110,7 @@ class Sender:
 
     def __init__(self, address: str, ctx: zmq.Context | None = None, flow: str = "block", hwm: int = 1000,
                  queue: int = 64, keys: str = "", name: str = "source", kind: str = "",
-                 packet_events: int = 0, stop: threading.Event | None = None):
+                 packet_events: int = 0, stop: threading.Event | None = None, total: int | None = None):
         if flow not in ("block", "drop"):
             raise ValueError(f"flow must be 'block' or 'drop', got {flow!r}")
         self.ctx = ctx or zmq.Context.instance()
@@ -125,7 +125,8 @@ class Sender:
         self._pending: collections.deque[list[list]] = collections.deque()
         self._queue = queue
         self._send_unit([self._frames(Message(MsgType.STREAM_START, payload={
-            "name": name, "kind": kind, "pid": os.getpid(), "host": _socket.gethostname(), "flow": flow}))])
+            "name": name, "kind": kind, "pid": os.getpid(), "host": _socket.gethostname(), "flow": flow,
+            **({"total": int(total)} if total else {})}))])
 
     def _frames(self, msg: Message) -> list:
         frames = protocol.encode(dataclasses.replace(msg, stream_id=self.stream_id, seq=self.seq))
@@ -191,21 +192,23 @@ class Sender:
         self._send_blocking(list(frames))
 
     def close(self, reason: str = "done", timeout_s: float = 5.0) -> None:
-        """STREAM_END (clean finish), then wait up to ``timeout_s`` for queued messages."""
-        if self.flow == "drop":
-            deadline = time.monotonic() + timeout_s
-            while self._pending and time.monotonic() < deadline and not self.stop.is_set():
-                self._flush_nowait()
-                time.sleep(0.01)
-            self.dropped += len(self._pending)
-            self._pending.clear()
-        try:
-            end = self._frames(Message(MsgType.STREAM_END, payload={
-                "reason": reason, "samples": self.sent_samples, "dropped": self.dropped}))
-            _send(self.sock, end, zmq.NOBLOCK if self.flow == "drop" else 0)
-        except zmq.Again:
-            log.warning("stream %08x: could not send STREAM_END (learner not receiving)", self.stream_id)
-        self.sock.setsockopt(zmq.LINGER, int(timeout_s * 1000))
+        """Flush what is queued, then STREAM_END (a clean finish), waiting at most ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while self._pending and time.monotonic() < deadline and not self.stop.is_set():
+            self._flush_nowait()
+            if self._pending:
+                self.sock.poll(10, zmq.POLLOUT)
+        self.dropped += len(self._pending)
+        self._pending.clear()
+        end = self._frames(Message(MsgType.STREAM_END, payload={
+            "reason": reason, "samples": self.sent_samples, "dropped": self.dropped}))
+        remaining = max(0.0, deadline - time.monotonic())
+        if self.sock.poll(int(remaining * 1000), zmq.POLLOUT):
+            _send(self.sock, end, zmq.NOBLOCK)
+        else:
+            log.warning("stream %08x: STREAM_END not sent (learner not receiving for %.1f s)",
+                        self.stream_id, timeout_s)
+        self.sock.setsockopt(zmq.LINGER, int(remaining * 1000))
         self.sock.close()
 
 

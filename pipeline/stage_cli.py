@@ -1,0 +1,198 @@
+"""``biograd replay | live | eval | source | learner | control | keys``: the runner's commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+from dataclasses import replace
+
+from pipeline.cli import add_config_options, run_config_from_args
+from pipeline.config import load_toml, parse_override
+from pipeline.errors import BioGradError, ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Epochs of a replay when neither the config nor the command line says (``make run``).
+DEFAULT_REPLAY_EPOCHS = 3
+LIVE_KINDS = ("camera", "dvstream", "aedat")
+
+
+def _explicit(args, section: str, key: str) -> bool:
+    """Whether ``section.key`` was given in --config or --set (not just a default)."""
+    for text in args.overrides:
+        path, _ = parse_override(text)
+        if path == [section, key]:
+            return True
+    if args.config:
+        return key in (load_toml(args.config).get(section) or {})
+    return False
+
+
+def _config(args):
+    cfg = run_config_from_args(args)
+    if getattr(args, "run_dir", None):
+        cfg = replace(cfg, sinks=replace(cfg.sinks, run_dir=args.run_dir))
+    return cfg
+
+
+def _data_root(args):
+    from pipeline.data import data_root
+    return data_root(args.data)
+
+
+def _print_summary(summary: dict) -> None:
+    counters = ", ".join(f"{k} {summary[k]}" for k in ("dropped", "invalid", "gaps"))
+    print(f"run dir: {summary['run_dir']}  ({summary['processed']} samples processed, "
+          f"{summary['samples']} trained in total; {counters}; stopped by {summary['reason']})")
+
+
+def cmd_replay(args) -> int:
+    from pipeline.runner import replay
+    cfg = _config(args)
+    epochs = args.epochs or (None if _explicit(args, "source", "epochs") else DEFAULT_REPLAY_EPOCHS)
+    print(f"run dir: {cfg.sinks.run_dir}")
+    summary = replay(cfg, _data_root(args), resume=args.resume, epochs=epochs, stop=_stop_on_signals())
+    _print_summary(summary)
+    return 0
+
+
+def cmd_live(args) -> int:
+    from pipeline.runner import live
+    cfg = _config(args)
+    if cfg.source.kind not in LIVE_KINDS:
+        raise ConfigError(f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
+                          f"(use `biograd replay` for datasets)")
+    print(f"run dir: {cfg.sinks.run_dir}")
+    summary = live(cfg, _data_root(args), resume=args.resume, stop=_stop_on_signals())
+    _print_summary(summary)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from pipeline.runner import evaluate
+    record = evaluate(_config(args), _data_root(args), args.checkpoint)
+    print(f"test accuracy {record['accuracy']:.4f} on {record['samples']} samples"
+          if record["accuracy"] is not None else "no labelled test samples")
+    if args.json:
+        print(json.dumps(record))
+    return 0
+
+
+def cmd_learner(args) -> int:
+    from pipeline.runner import run_learner
+    cfg = _config(args)
+    p = cfg.pipeline
+    p = replace(p, input=args.bind or p.input, control=args.control or p.control, output=args.output or p.output)
+    cfg = replace(cfg, pipeline=replace(p, transport=p.transport if p.transport != "inproc" else "tcp"))
+    print(f"run dir: {cfg.sinks.run_dir}")
+    summary = run_learner(cfg, None, resume=args.resume, stop=_stop_on_signals(), exit_on_end=not args.forever)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_source(args) -> int:
+    from pipeline.runner import run_live_source, run_replay_source
+    from pipeline.transport import connect_address, endpoints
+    cfg = _config(args)
+    p = cfg.pipeline
+    address = args.connect or connect_address(endpoints(replace(p, transport=p.transport if p.transport != "inproc"
+                                                                else "tcp")).input)
+    stop = _stop_on_signals()
+    live = args.live or cfg.source.kind in ("camera", "dvstream")
+    if live:
+        sent = run_live_source(cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys)
+    else:
+        position = json.loads(args.position) if args.position else None
+        if position is None and args.skip:
+            position = {"epoch": args.start_epoch, "next_index": args.skip, "train_done": False}
+        elif position is None and args.start_epoch:
+            position = {"epoch": args.start_epoch, "next_index": 0, "train_done": False}
+        sent = run_replay_source(cfg, _data_root(args), address, stop, position, name=args.name or "replay",
+                                 keys=p.keys)
+    log.info("source: %d samples sent to %s", sent, address)
+    return 0
+
+
+def cmd_control(args) -> int:
+    from pipeline.transport import send_control
+    if args.command_name == "label" and args.label is None:
+        raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
+    send_control(args.connect, args.command_name, args.label, keys=args.keys or "")
+    return 0
+
+
+def cmd_keys(args) -> int:
+    from pipeline.security import generate_keys
+    paths = generate_keys(args.dir, force=args.force)
+    print(f"CURVE keys in {args.dir}: server.key(+_secret) for the binding learner, client.key(+_secret) "
+          f"for sources/sinks; authorised clients in {paths['authorized']}. Use --set pipeline.keys={args.dir}")
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    from pipeline.runner import install_signal_handlers
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    return stop
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("replay", help="dataset -> learner -> sinks (train, then test each epoch)",
+                              description="Replay a dataset through source -> ZeroMQ -> learner -> sinks. "
+                                          "Per epoch: the train split, then the test split (eval record).")
+    add_config_options(p)
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (dir, learner.npz or run dir)")
+    p.add_argument("--epochs", type=int, help=f"epochs (default: source.epochs if configured, else "
+                                              f"{DEFAULT_REPLAY_EPOCHS})")
+    p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
+    p.set_defaults(func=cmd_replay)
+
+    p = subparsers.add_parser("live", help="camera / DV network stream / recording -> learner, in real time")
+    add_config_options(p)
+    p.add_argument("--resume", metavar="CKPT")
+    p.add_argument("--run-dir")
+    p.set_defaults(func=cmd_live)
+
+    p = subparsers.add_parser("eval", help="test-split accuracy of a checkpoint")
+    add_config_options(p)
+    p.add_argument("--checkpoint", required=True, metavar="CKPT")
+    p.add_argument("--json", action="store_true", help="also print the eval record as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("source", help="stand-alone source stage: send samples to a learner")
+    add_config_options(p)
+    p.add_argument("--connect", metavar="ADDR", help="learner input address (default from [pipeline])")
+    p.add_argument("--name", help="source name; a restarted source with the same name replaces the old stream")
+    p.add_argument("--live", action="store_true", help="window a packet stream (default for camera/dvstream)")
+    p.add_argument("--start-epoch", type=int, default=0)
+    p.add_argument("--skip", type=int, default=0, help="skip this many samples of the first epoch's order")
+    p.add_argument("--position", help=argparse.SUPPRESS)  # JSON from a checkpoint, set by replay
+    p.add_argument("--run-dir", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_source)
+
+    p = subparsers.add_parser("learner", help="stand-alone learner stage: bind, learn, publish records")
+    add_config_options(p)
+    p.add_argument("--bind", metavar="ADDR", help="input address (default tcp://127.0.0.1:5555)")
+    p.add_argument("--control", metavar="ADDR", help="control address (default port + 1)")
+    p.add_argument("--output", metavar="ADDR", help="records PUB address (default port + 2)")
+    p.add_argument("--resume", metavar="CKPT")
+    p.add_argument("--run-dir")
+    p.add_argument("--forever", action="store_true", help="keep running after every source has ended")
+    p.set_defaults(func=cmd_learner)
+
+    p = subparsers.add_parser("control", help="send a control message to a learner")
+    p.add_argument("command_name", metavar="COMMAND", choices=("sleep", "checkpoint", "pause", "resume",
+                                                               "shutdown", "label"))
+    p.add_argument("label", nargs="?", type=int, help="for `label`: the digit of the next live window")
+    p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control (or input) address")
+    p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
+    p.set_defaults(func=cmd_control)
+
+    p = subparsers.add_parser("keys", help="create CURVE keys for non-loopback transports")
+    p.add_argument("dir")
+    p.add_argument("--force", action="store_true", help="overwrite existing keys")
+    p.set_defaults(func=cmd_keys)
+
+
+__all__ = ["register", "BioGradError"]
