@@ -101,3 +101,26 @@ def test_step_network_spikes_are_binary_and_training_lowers_the_loss(nmnist_dir)
             net.train_batch(rasters[i:i + 32], labels[i:i + 32])
     after, *_ = loss_and_grads(net.weights, net.biases, x, labels, net.params)
     assert after < before - 0.05, (before, after)
+
+
+def test_same_network_as_biograd_on_real_samples(nmnist_dir):
+    """Same neurons and binning: given BioGrad's weights, BPTT's step forward pass gives
+    BioGrad's output spike counts (float64, so summation order cannot flip a spike)."""
+    from dataclasses import replace
+
+    from bench.exp_data import load_nmnist_rasters
+    from learner.config import NMNIST_LEARNER
+    from learner.network import BioGradLearner
+
+    rasters, _ = load_nmnist_rasters(nmnist_dir, "Test", limit=8, seed=2)
+    bio = BioGradLearner(replace(NMNIST_LEARNER, dtype="float64", seed=4))
+    # Biases up so the untrained net actually spikes in every layer.
+    for b in bio.biases:
+        b += 0.15
+    net = BPTTLearner(BPTTConfig.from_learner(bio.config))
+    net.weights = [np.array(w) for w in bio.weights]
+    net.biases = [np.array(b) for b in bio.biases]
+    _, counts = net.predict_batch(rasters)
+    expected = np.array([bio.predict(r)[1] for r in rasters])
+    assert expected.sum() > 0
+    np.testing.assert_array_equal(counts, expected)
