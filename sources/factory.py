@@ -1,0 +1,100 @@
+"""``open_source(cfg, data_root)``: the dataset or stream a ``SourceConfig`` asks for."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.errors import ConfigError, DataNotFoundError
+from sources.config import SourceConfig
+
+
+class PacketStream:
+    """A live or recorded stream with its preprocessing: iterate preprocessed event packets.
+
+    ``geometry`` is the geometry after preprocessing; ``stats`` the raw stream's
+    counters (packets, invalid, dropped, gaps …). Empty packets after filtering
+    are not handed on.
+    """
+
+    def __init__(self, raw, cfg: SourceConfig, name: str):
+        from sources.preprocess import Preprocessor
+        self.raw, self.name = raw, name
+        self.preprocess = Preprocessor(raw.geometry, roi=cfg.roi, resize=cfg.resize, polarity=cfg.polarity,
+                                       noise_filter=cfg.noise_filter, noise_window_us=cfg.noise_window_us,
+                                       refractory_us=cfg.refractory_us)
+
+    @property
+    def geometry(self):
+        return self.preprocess.geometry
+
+    @property
+    def stats(self):
+        return self.raw.stats
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for packet in self.raw.packets():
+            out = self.preprocess(packet)
+            if out.size:
+                yield out
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *,
+                epoch: int | None = None, skip: int | None = None):
+    """The dataset (iterates ``Sample``s, has ``len``) or :class:`PacketStream` for ``cfg``.
+
+    Datasets: with ``epoch`` given, one pass over that epoch's seeded order from
+    position ``skip``; without, ``cfg.epochs`` epochs skipping the first ``skip``
+    (default ``cfg.skip``) samples of the run.
+    """
+    skip = cfg.skip if skip is None else skip
+    epochs = cfg.epochs if epoch is None else None
+    if cfg.kind == "nmnist":
+        from sources.nmnist import NMNISTDataset, locate_nmnist
+        root = locate_nmnist(cfg.path, data_root)
+        split = "train" if cfg.split == "train_full" else cfg.split
+        return NMNISTDataset(root, split, seed=cfg.seed, shuffle=cfg.shuffle, limit=cfg.limit,
+                             epochs=epochs or 1, skip=skip, epoch=epoch)
+    if cfg.kind == "mnist":
+        from sources.mnist import MNISTDataset, locate_mnist
+        return MNISTDataset(locate_mnist(cfg.path, data_root), cfg.split, seed=cfg.seed, shuffle=cfg.shuffle,
+                            limit=cfg.limit, epochs=epochs or 1, skip=skip, epoch=epoch,
+                            timesteps=cfg.mnist_timesteps)
+    if cfg.kind == "aedat":
+        from sources.aedat4 import AedatRecording
+        path = Path(cfg.path).expanduser() if cfg.path else None
+        if path is None:
+            raise ConfigError("source.path = '': source.kind = 'aedat' needs the .aedat4 file")
+        if not path.is_absolute() and not path.exists() and data_root:
+            path = Path(data_root) / path
+        if not path.is_file():
+            raise DataNotFoundError(f"source.path = {cfg.path!r}: no such AEDAT4 file")
+        return PacketStream(AedatRecording(path, backend=cfg.backend, speed=cfg.speed), cfg, path.name)
+    if cfg.kind == "camera":
+        from sources.live import CameraStream
+        return PacketStream(CameraStream(cfg.camera), cfg, f"camera:{cfg.camera or 'first'}")
+    if cfg.kind == "dvstream":
+        from sources.live import DVNetworkStream, parse_address
+        host, port = parse_address(cfg.address)
+        stream = DVNetworkStream(host, port)
+        if not stream.wait_connected(5.0):
+            error = stream.stats.last_error
+            stream.close()
+            raise DataNotFoundError(f"DV stream {host}:{port}: no server answered within 5 s"
+                                    + (f" ({error})" if error else ""))
+        return PacketStream(stream, cfg, f"dv://{host}:{port}")
+    raise ConfigError(f"source.kind = {cfg.kind!r}: unknown")
+
+
+def make_windower(cfg: SourceConfig, stream):
+    """The :class:`~sources.windowing.Windower` that cuts ``stream`` into samples per ``cfg``."""
+    from sources.windowing import Windower
+    if cfg.window_events:
+        return Windower(stream.geometry, count=cfg.window_events, source=getattr(stream, "name", cfg.kind))
+    return Windower(stream.geometry, duration_us=cfg.window_us,
+                    source=getattr(stream, "name", cfg.kind))

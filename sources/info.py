@@ -1,0 +1,122 @@
+"""`biograd data info PATH`: what a supported file or dataset folder holds."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import DataFormatError, DataNotFoundError
+
+#: Files read to estimate duration and polarity balance of an N-MNIST split.
+NMNIST_INFO_FILES = 200
+
+
+def _event_summary(events: np.ndarray) -> dict:
+    if events.size == 0:
+        return {"events": 0}
+    return {"events": int(events.size), "duration_us": int(events["t"][-1] - events["t"][0]),
+            "on_fraction": float(events["p"].mean())}
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """A flat-ish dict describing ``path`` (N-MNIST .bin / folder, MNIST IDX / folder, AEDAT4)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if (path / "Train").is_dir() or (path / "Test").is_dir():
+            return _describe_nmnist_folder(path)
+        if any(path.glob("*-idx[13]-ubyte*")):
+            return _describe_mnist_folder(path)
+        raise DataFormatError(path, "not a dataset folder: expected N-MNIST (Train/ Test/) or MNIST IDX files")
+    name = path.name
+    if name.endswith(".bin"):
+        from sources.nmnist import read_nmnist
+        from pipeline.events import NMNIST_GEOMETRY
+        return {"path": str(path), "format": "N-MNIST sample (.bin, 5-byte events)",
+                "geometry": f"{NMNIST_GEOMETRY.width}x{NMNIST_GEOMETRY.height}", **_event_summary(read_nmnist(path))}
+    if name.endswith(".aedat4"):
+        return _describe_aedat4(path)
+    if "idx" in name and "ubyte" in name:
+        from sources.mnist import read_idx
+        arr = read_idx(path)
+        out = {"path": str(path), "format": "IDX" + (" (gzip)" if name.endswith(".gz") else ""),
+               "shape": "x".join(map(str, arr.shape)), "dtype": str(arr.dtype)}
+        if arr.ndim == 1:
+            counts = np.bincount(np.asarray(arr), minlength=10)
+            out.update(samples=int(arr.shape[0]), classes=int(np.count_nonzero(counts)),
+                       class_counts="/".join(map(str, counts)))
+        else:
+            out.update(samples=int(arr.shape[0]), geometry=f"{arr.shape[2]}x{arr.shape[1]}" if arr.ndim == 3 else "")
+        return out
+    raise DataFormatError(path, "unsupported file type: expected .bin (N-MNIST), .aedat4 or an MNIST IDX file")
+
+
+def _describe_aedat4(path: Path) -> dict:
+    from sources.aedat4 import AedatRecording
+    rec = AedatRecording(path, backend="aedat", strict=True)
+    events = rec.read_all()
+    kinds = {}
+    for _, sid, _ in rec.layout.packets:
+        kind = rec.layout.streams[sid]["kind"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"path": str(path), "format": "AEDAT 4.0", "geometry": f"{rec.geometry.width}x{rec.geometry.height}",
+            **_event_summary(events), "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+            "skipped_non_event_packets": sum(rec.stats.skipped.values())}
+
+
+def _describe_nmnist_folder(path: Path) -> dict:
+    from sources.nmnist import list_split, read_nmnist
+    out = {"path": str(path), "format": "N-MNIST folder (Train/<digit>/*.bin, Test/<digit>/*.bin)",
+           "geometry": "34x34"}
+    for split, folder in (("train", "Train"), ("test", "Test")):
+        if not (path / folder).is_dir():
+            continue
+        items = list_split(path, split)
+        counts = np.bincount([label for _, label in items], minlength=10)
+        sizes = np.array([f.stat().st_size for f, _ in items])
+        out[f"{split}_samples"] = len(items)
+        out[f"{split}_classes"] = int(np.count_nonzero(counts))
+        out[f"{split}_class_counts"] = "/".join(map(str, counts))
+        out[f"{split}_events"] = int(sizes.sum() // 5)
+        pick = np.linspace(0, len(items) - 1, min(NMNIST_INFO_FILES, len(items))).astype(int)
+        durations, on, total = [], 0, 0
+        for i in pick:
+            ev = read_nmnist(items[i][0])
+            if ev.size:
+                durations.append(int(ev["t"][-1] - ev["t"][0]))
+                on += int(ev["p"].sum())
+                total += ev.size
+        note = "" if pick.size == len(items) else f" (from {pick.size} of {len(items)} files)"
+        out[f"{split}_mean_duration_us{note}"] = int(np.mean(durations)) if durations else 0
+        out[f"{split}_on_fraction{note}"] = on / total if total else 0.0
+    return out
+
+
+def _describe_mnist_folder(path: Path) -> dict:
+    from sources.mnist import MNISTDataset
+    out = {"path": str(path), "format": "MNIST IDX folder (rate-coded to ON events, 1 ms per step)",
+           "geometry": "28x28"}
+    for split in ("train", "val", "test"):
+        try:
+            ds = MNISTDataset(path, split)
+        except DataNotFoundError:
+            continue
+        counts = np.bincount(np.asarray(ds.labels[ds.indices]), minlength=10)
+        out[f"{split}_samples"] = len(ds)
+        out[f"{split}_classes"] = int(np.count_nonzero(counts))
+        out[f"{split}_class_counts"] = "/".join(map(str, counts))
+    return out
+
+
+def format_info(info: dict) -> str:
+    width = max(len(k) for k in info)
+    lines = []
+    for key, value in info.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)
