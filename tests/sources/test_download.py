@@ -1,0 +1,112 @@
+"""`biograd data download nmnist` against a local HTTP server with Range support."""
+import hashlib
+import http.server
+import threading
+import zipfile
+
+import pytest
+
+from pipeline.errors import DataFormatError
+from sources.download import Archive, download, download_nmnist
+from sources.nmnist import NMNISTDataset
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.payload`` at any path; honours ``Range: bytes=N-`` with 206."""
+
+    def do_GET(self):
+        data = self.server.payload
+        self.server.requests.append((self.headers.get("Range"), self.headers.get("User-Agent")))
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and self.server.honour_range:
+            start = int(rng.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.payload, httpd.requests, httpd.honour_range = b"", [], True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def train_zip(nmnist_dir, tmp_path_factory):
+    """A Train.zip in the official layout with 3 files per digit from nmnist-1k."""
+    path = tmp_path_factory.mktemp("zip") / "Train.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for digit in range(10):
+            for f in sorted((nmnist_dir / "Train" / str(digit)).glob("*.bin"))[:3]:
+                zf.write(f, f"Train/{digit}/{f.name}")
+    data = path.read_bytes()
+    return data, hashlib.md5(data).hexdigest()
+
+
+def url(server):
+    return f"http://127.0.0.1:{server.server_address[1]}/file_downloaded"
+
+
+def test_download_verifies_and_unpacks(server, train_zip, tmp_path, nmnist_dir):
+    server.payload, md5 = train_zip
+    dest = download_nmnist(tmp_path / "nmnist", ["Train"], archives={"Train": Archive("Train.zip", url(server), md5)},
+                           progress=False)
+    ds = NMNISTDataset(dest, "train", shuffle=False)
+    assert len(ds) == 30 and ds.classes == list(range(10))
+    for path, _ in ds.items:
+        assert path.read_bytes() == (nmnist_dir / path.relative_to(dest)).read_bytes()
+    assert not (dest / "Train.zip").exists()
+    assert server.requests[0][0] is None and "Mozilla/5.0" in server.requests[0][1]
+
+
+def test_resume_requests_only_the_missing_bytes(server, train_zip, tmp_path):
+    data, md5 = train_zip
+    server.payload = data
+    part = tmp_path / "Train.zip.part"
+    part.write_bytes(data[:len(data) // 3])
+    out = download(url(server), tmp_path / "Train.zip", md5, progress=False)
+    assert out.read_bytes() == data and not part.exists()
+    assert server.requests == [(f"bytes={len(data) // 3}-", server.requests[0][1])]
+
+
+def test_resume_of_a_complete_partial_file(server, train_zip, tmp_path):
+    data, md5 = train_zip
+    server.payload = data
+    (tmp_path / "Train.zip.part").write_bytes(data)
+    assert download(url(server), tmp_path / "Train.zip", md5, progress=False).read_bytes() == data
+
+
+def test_server_ignoring_range_restarts_cleanly(server, train_zip, tmp_path):
+    data, md5 = train_zip
+    server.payload, server.honour_range = data, False
+    (tmp_path / "Train.zip.part").write_bytes(data[:100])
+    assert download(url(server), tmp_path / "Train.zip", md5, progress=False).read_bytes() == data
+
+
+def test_md5_mismatch_is_a_clear_error(server, train_zip, tmp_path):
+    data, md5 = train_zip
+    server.payload = data[:-10] + b"corrupted!"
+    with pytest.raises(DataFormatError, match=r"Train\.zip: MD5 [0-9a-f]{32} of the \d+-byte download does not "
+                                              rf"match the expected {md5}"):
+        download(url(server), tmp_path / "Train.zip", md5, progress=False)
+    assert not (tmp_path / "Train.zip").exists() and not (tmp_path / "Train.zip.part").exists()
