@@ -45,7 +45,7 @@ class PacketStream:
 
 
 def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *,
-                epoch: int | None = None, skip: int | None = None):
+                epoch: int | None = None, skip: int | None = None, connect_timeout: float = 5.0):
     """The dataset (iterates ``Sample``s, has ``len``) or :class:`PacketStream` for ``cfg``.
 
     Datasets: with ``epoch`` given, one pass over that epoch's seeded order from
@@ -82,10 +82,10 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
         from sources.live import DVNetworkStream, parse_address
         host, port = parse_address(cfg.address)
         stream = DVNetworkStream(host, port)
-        if not stream.wait_connected(5.0):
+        if not stream.wait_connected(connect_timeout):
             error = stream.stats.last_error
             stream.close()
-            raise DataNotFoundError(f"DV stream {host}:{port}: no server answered within 5 s"
+            raise DataNotFoundError(f"DV stream {host}:{port}: no server answered within {connect_timeout:g} s"
                                     + (f" ({error})" if error else ""))
         return PacketStream(stream, cfg, f"dv://{host}:{port}")
     raise ConfigError(f"source.kind = {cfg.kind!r}: unknown")

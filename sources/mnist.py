@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

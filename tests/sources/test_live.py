@@ -102,6 +102,32 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
         stop_server(server)
 
 
+def test_open_source_dvstream_preprocesses(davis_file, file_events):
+    from sources import open_source
+    from sources.config import SourceConfig
+    from sources.preprocess import downsample
+    from pipeline.events import NMNIST_GEOMETRY
+    port = free_port()
+    server = start_server(port, davis_file)
+    stream = open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{port}", resize=(34, 34)))
+    try:
+        assert stream.geometry == NMNIST_GEOMETRY
+        got = receive(iter(stream), file_events.size)
+        np.testing.assert_array_equal(got, downsample(file_events, DAVIS346_GEOMETRY, NMNIST_GEOMETRY))
+    finally:
+        stream.close()
+        stop_server(server)
+
+
+def test_dvstream_without_server_is_a_clear_error():
+    from sources import open_source
+    from sources.config import SourceConfig
+    from pipeline.errors import DataNotFoundError
+    with pytest.raises(DataNotFoundError, match=r"DV stream 127\.0\.0\.1:\d+: no server answered within 1 s "
+                                                r"\(connect: Connection refused"):
+        open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{free_port()}"), connect_timeout=1.0)
+
+
 def test_slow_consumer_drops_are_counted(davis_file, file_events):
     port = free_port()
     server = start_server(port, davis_file)

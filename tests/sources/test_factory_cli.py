@@ -1,0 +1,87 @@
+
+import pytest
+import zmq
+
+from pipeline.cli import main
+from pipeline.config import ConfigError
+from pipeline.errors import DataNotFoundError
+from pipeline.events import NMNIST_GEOMETRY
+from pipeline.run_config import build_run_config
+from sources import make_windower, open_source
+from sources.config import SourceConfig
+from sources.mnist import MNISTDataset
+from sources.nmnist import BUNDLED_ROOT, NMNISTDataset
+
+
+def test_open_source_datasets(data_dir, tmp_path):
+    ds = open_source(SourceConfig(kind="nmnist", limit=10, epochs=2), data_dir)
+    assert isinstance(ds, NMNISTDataset) and ds.root == data_dir / "nmnist-1k"
+    assert len(ds) == 10 and len(list(ds)) == 20
+    one = open_source(SourceConfig(kind="nmnist", limit=10, epochs=2), data_dir, epoch=1, skip=4)
+    assert [s.sample_id for s in one] == [s.sample_id for s in ds][14:]
+    assert open_source(SourceConfig(kind="nmnist"), tmp_path).root == BUNDLED_ROOT
+    mnist = open_source(SourceConfig(kind="mnist", split="val", limit=3), data_dir)
+    assert isinstance(mnist, MNISTDataset) and len(list(mnist)) == 3
+    with pytest.raises(DataNotFoundError, match="MNIST not found"):
+        open_source(SourceConfig(kind="mnist"), tmp_path)
+
+
+def test_open_source_recording_with_preprocessing(data_dir):
+    cfg = SourceConfig(kind="aedat", path="aedat4/davis346.aedat4", roi=(43, 0, 260, 260), resize=(34, 34),
+                       polarity="merge", window_events=2000)
+    stream = open_source(cfg, data_dir)
+    assert stream.geometry == NMNIST_GEOMETRY
+    windower = make_windower(cfg, stream)
+    samples = [s for p in stream for s in windower.push(p)]
+    assert samples and all(s.events.size == 2000 and s.geometry == NMNIST_GEOMETRY for s in samples)
+    assert all((s.events["p"] == 1).all() and s.events["x"].max() < 34 for s in samples)
+    assert stream.stats.skipped == {"frame": 3, "imus": 13, "triggers": 11}
+    with pytest.raises(DataNotFoundError, match="no such AEDAT4 file"):
+        open_source(SourceConfig(kind="aedat", path="missing.aedat4"), data_dir)
+
+
+def test_open_source_live_errors(data_dir):
+    from sources.live import list_cameras
+    if not list_cameras():
+        from pipeline.errors import HardwareUnavailableError
+        with pytest.raises(HardwareUnavailableError, match="no DVS camera found"):
+            open_source(SourceConfig(kind="camera"), data_dir)
+    with pytest.raises(ConfigError, match="source.address"):
+        SourceConfig(kind="dvstream")
+
+
+def test_config_keys_from_toml_overrides():
+    cfg = build_run_config(None, ["source.kind=aedat", "source.roi=[0, 0, 34, 34]", "source.polarity=on",
+                                  "source.split=val", "source.noise_filter=knoise"])
+    assert cfg.source.roi == (0, 0, 34, 34) and cfg.source.polarity == "on"
+    with pytest.raises(ConfigError, match="source.resize"):
+        build_run_config(None, ["source.resize=[34]"])
+    with pytest.raises(ConfigError, match="source.polarity"):
+        build_run_config(None, ["source.polarity=up"])
+
+
+def test_data_info_cli(data_dir, capsys, tmp_path):
+    assert main(["data", "info", str(data_dir / "aedat4" / "davis346.aedat4")]) == 0
+    out = capsys.readouterr().out
+    assert "AEDAT 4.0" in out and "346x260" in out and "117,667" in out and "0.6150" in out
+    assert main(["data", "info", str(data_dir / "nmnist-1k")]) == 0
+    out = capsys.readouterr().out
+    assert "train_samples" in out and "1,000" in out and "97/116/99/93/105/92/94/117/87/100" in out
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\0" * 7)
+    assert main(["data", "info", str(bad)]) == 2
+    assert "bad.bin at byte offset 5: size 7 bytes is not a multiple of 5" in capsys.readouterr().err
+
+
+def test_label_cli_sends_a_control_message():
+    from pipeline import protocol
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        assert main(["label", "3", "--connect", f"tcp://127.0.0.1:{port}"]) == 0
+        assert sock.poll(5000)
+        msg = protocol.decode(sock.recv_multipart())
+        assert msg.type == protocol.MsgType.CONTROL and msg.payload == {"command": "label", "label": 3}
+    finally:
+        sock.close(0)
