@@ -8,7 +8,9 @@ daemon thread, bound to 127.0.0.1 only:
 - ``GET /``            the page (``sinks/static/dashboard.html``: one HTML file, no external assets)
 - ``GET /state.json``  the current state; the page polls it every 250 ms
 
-Running accuracy and events/s are computed here from the prediction records, so
+The input frame (attached by the learner stage to a few predictions per second),
+the predicted and the true class shown are those of the same sample. Running
+accuracy and events/s are computed here from the prediction records, so
 they move with every sample even when metrics records come rarely:
 accuracy = correct / labelled over the current phase, events/s = input events
 of the predictions in the last ``rate_window_s`` seconds divided by that span.
@@ -48,6 +50,7 @@ class Dashboard:
         self._rate_window_s = rate_window_s
         self._recent = collections.deque()  # (clock, events) of recent predictions
         self._phase_counts: dict[str, list[int]] = {}
+        self._frames_seen = False
         self._state = {
             "version": 0, "status": "waiting", "phase": None, "samples": 0, "sample_id": None,
             "predicted": None, "label": None, "correct": None, "counts": None,
@@ -106,8 +109,11 @@ class Dashboard:
     def _prediction(self, record: dict, now: float) -> None:
         s = self._state
         phase = record["phase"]
-        for key in ("sample_id", "predicted", "label", "correct", "counts", "phase"):
-            s[key] = record.get(key)
+        # Once frames flow (a few per second), the shown sample is the one whose frame is on
+        # screen, so the picture, the predicted and the true class always belong together.
+        if record.get("frame") or not self._frames_seen:
+            for key in ("sample_id", "predicted", "label", "correct", "counts", "phase"):
+                s[key] = record.get(key)
         if phase == "train":
             s["samples"] += 1
         tally = self._phase_counts.setdefault(phase, [0, 0])
@@ -124,6 +130,7 @@ class Dashboard:
             # Events of the samples after the window's first one, over the time they took.
             s["events_per_s"] = sum(e for _, e in list(self._recent)[1:]) / span
         if record.get("frame"):
+            self._frames_seen = True
             s["frame"] = record["frame"]
             s["frame_version"] += 1
         if s["accuracy"] is not None:

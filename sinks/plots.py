@@ -86,8 +86,16 @@ def _learning_curves(rows):
         x, y = zip(*pts)
         ax.plot(x, 100 * np.asarray(y), label=f"{phase} (running)", lw=1.2,
                 color=EVAL_COLOURS.get(phase))
+    # An eval record's "samples" counts the evaluated samples; its place on the x axis is
+    # the training samples seen when it ran: those of the last metrics row before it.
+    seen, at = 0, {}
+    for r in rows:
+        if r.get("type") == "metrics" and r.get("samples") is not None:
+            seen = r["samples"]
+        elif r.get("type") == "eval":
+            at[id(r)] = seen
     for split in sorted({r["split"] for r in evals}):
-        pts = [(r["samples"], r["accuracy"]) for r in evals if r["split"] == split]
+        pts = [(at[id(r)], r["accuracy"]) for r in evals if r["split"] == split]
         x, y = zip(*pts)
         ax.plot(x, 100 * np.asarray(y), "o--", label=f"{split} (evaluation)", ms=5,
                 color=EVAL_COLOURS.get(split))
@@ -96,7 +104,7 @@ def _learning_curves(rows):
     ax.set_ylim(0, 100)
     ax.axhline(10, color="0.7", lw=0.8, ls=":", label="chance (10 %)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.set_title("Learning curves")
     fig.tight_layout()
     return fig
@@ -108,7 +116,8 @@ def _confusion(rows):
         found = [r for r in _of(rows, "eval") if r.get("split") == split and r.get("confusion") is not None]
         if found:
             chosen = found[-1]
-            title = f"{split} evaluation at {chosen['samples']} samples"
+            epoch = chosen.get("epoch")
+            title = f"{split} evaluation" + (f" after epoch {epoch}" if epoch is not None else "")
             break
     if chosen is None:
         for phase in ("test", "live", "train"):
@@ -179,23 +188,32 @@ def _event_rate(rows):
     sps = np.array([np.nan if r.get("samples_per_s") is None else r["samples_per_s"] for r in metrics], dtype=float)
     minutes = t[-1] > 300
     x = t / 60 if minutes else t
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(x, ev / 1e3, ".-", ms=3, color="tab:purple", lw=1.2)
-    ax.set_xlabel("time since the first metrics row (" + ("min" if minutes else "s") + ")")
-    ax.set_ylabel("thousand input events / s", color="tab:purple")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    if np.isfinite(sps).any():
-        ax2 = ax.twinx()
-        ax2.plot(x, sps, color="tab:gray", lw=1, ls="--")
-        ax2.set_ylabel("samples / s (dashed)", color="tab:gray")
-        ax2.set_ylim(bottom=0)
-    phases = [r.get("phase") for r in metrics]
-    for i in range(1, len(phases)):
-        if phases[i] != phases[i - 1]:
-            ax.axvline(x[i], color="0.6", lw=0.8, ls=":")
-            ax.text(x[i], ax.get_ylim()[1] * 0.97, f" {phases[i]}", fontsize=7, va="top", color="0.4")
-    ax.set_title("Event rate through the learner")
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    ax1.plot(x, ev / 1e3, ".-", ms=3, color="tab:purple", lw=1.1)
+    ax1.set_ylabel("thousand input events / s")
+    ax2.plot(x, sps, ".-", ms=3, color="tab:gray", lw=1.1)
+    ax2.set_ylabel("samples / s")
+    ax2.set_xlabel("time since the first metrics row (" + ("min" if minutes else "s") + ")")
+    # Shade the spans of non-training phases (a test pass only predicts, so it runs faster).
+    phases = [r.get("phase", "train") for r in metrics]
+    shaded = set()
+    start = 0
+    for i in range(1, len(phases) + 1):
+        if i == len(phases) or phases[i] != phases[start]:
+            if phases[start] != "train":
+                # A metrics row covers the samples since the previous row: the span starts there.
+                left = x[start - 1] if start > 0 else x[start]
+                for ax in (ax1, ax2):
+                    ax.axvspan(left, x[i - 1], color=EVAL_COLOURS.get(phases[start], "tab:orange"), alpha=0.15,
+                               label=None if phases[start] in shaded or ax is ax2 else f"{phases[start]} pass")
+                shaded.add(phases[start])
+            start = i
+    for ax in (ax1, ax2):
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    if shaded:
+        ax1.legend(fontsize=8, loc="upper left")
+    ax1.set_title("Event rate through the learner")
     fig.tight_layout()
     return fig
 

@@ -73,3 +73,27 @@ def test_event_frame_counts_on_and_off_events_and_bins_large_sensors():
     big = event_frame(events, 346, 260)
     assert big["scale"] == 3 and (big["width"], big["height"]) == (116, 87)
     assert big["on"][86][115] == 1
+
+
+def test_the_shown_class_belongs_to_the_sample_whose_frame_is_shown():
+    dashboard = Dashboard(port=0)
+    try:
+        def prediction(i, predicted, label, frame=None):
+            record = {"type": "prediction", "sample_id": f"train/{i}", "index": i, "phase": "train",
+                      "predicted": predicted, "label": label, "correct": predicted == label,
+                      "counts": [i] * 10, "events": 10, "time": 0.0}
+            if frame:
+                record["frame"] = frame
+            return record
+
+        dashboard.handle(prediction(0, 1, 1))
+        assert dashboard.state()["sample_id"] == "train/0"          # no frames yet: the latest sample
+        frame = event_frame(make_events([0], [3], [4], [1]), 34, 34)
+        dashboard.handle(prediction(1, 7, 2, frame))
+        dashboard.handle(prediction(2, 5, 5))                         # no frame: the picture stays sample 1's
+        state = dashboard.state()
+        assert (state["sample_id"], state["predicted"], state["label"], state["counts"]) == ("train/1", 7, 2, [1] * 10)
+        assert state["frame"]["on"][4][3] == 1
+        assert state["samples"] == 3 and state["accuracy"] == pytest.approx(2 / 3)
+    finally:
+        dashboard.close()
