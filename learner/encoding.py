@@ -75,53 +75,84 @@ def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us
     """CSR raster of the events; returns (indptr, indices, bad_index, bad_code).
 
     bad_code: 0 ok, 1 x out of range, 2 y out of range, 3 polarity > 1.
-    Counting sort by step, then per step a sort and de-duplication.
+    Two stable counting sorts (by input, then by step) order the spikes by
+    (step, input) in O(events + inputs + steps); repeats are then adjacent.
     """
     n = t.shape[0]
+    n_inputs = channels * width * height
     plane = width * height
-    step_of = np.empty(n, dtype=np.int64)
-    counts = np.zeros(timesteps + 1, dtype=np.int64)
+    step_of = np.empty(n, dtype=np.int32)
+    key = np.empty(n, dtype=np.int32)
     half = round_us // 2
+    # When round_us divides bin_us, rounding then binning is one floor division:
+    # step = floor((rel + half) / bin_us). Sorted events reuse the current bin's
+    # bounds, so the division runs about once per step instead of once per event.
+    one_div = bin_us % round_us == 0
+    lo = np.int64(1)
+    hi = np.int64(0)
+    cur = np.int64(0)
+    nv = 0
     for k in range(n):
         if x[k] >= width:
-            return counts, np.empty(0, np.int32), k, 1
+            return np.zeros(timesteps + 1, np.int64), np.empty(0, np.int32), k, 1
         if y[k] >= height:
-            return counts, np.empty(0, np.int32), k, 2
+            return np.zeros(timesteps + 1, np.int64), np.empty(0, np.int32), k, 2
         if p[k] > 1:
-            return counts, np.empty(0, np.int32), k, 3
-        rel = t[k] - t_origin
-        # floor division rounds toward -inf, so events just before the origin
-        # round to it exactly as a positive one would.
-        rounded = ((rel + half) // round_us) * round_us
-        s = rounded // bin_us
-        if s < 0 or s >= timesteps:
-            step_of[k] = -1
+            return np.zeros(timesteps + 1, np.int64), np.empty(0, np.int32), k, 3
+        u = t[k] - t_origin + half
+        if one_div:
+            if u < lo or u >= hi:
+                cur = u // bin_us        # floor division: rounds toward -inf for u < 0
+                lo = cur * bin_us
+                hi = lo + bin_us
+            s = cur
         else:
-            step_of[k] = s
-            counts[s + 1] += 1
-    for s in range(timesteps):
-        counts[s + 1] += counts[s]
-    fill = counts[:timesteps].copy()
-    raw = np.empty(counts[timesteps], dtype=np.int32)
-    for k in range(n):
-        s = step_of[k]
-        if s >= 0:
-            ch = p[k] if channels == 2 else 0
-            raw[fill[s]] = ch * plane + np.int64(y[k]) * width + x[k]
-            fill[s] += 1
+            s = ((u // round_us) * round_us) // bin_us
+        if s < 0 or s >= timesteps:
+            continue
+        ch = p[k] if channels == 2 else 0
+        step_of[nv] = s
+        key[nv] = ch * plane + np.int32(y[k]) * width + x[k]
+        nv += 1
+    # stable counting sort by input
+    cnt = np.zeros(n_inputs + 1, dtype=np.int32)
+    for k in range(nv):
+        cnt[key[k] + 1] += 1
+    for i in range(n_inputs):
+        cnt[i + 1] += cnt[i]
+    by_input = np.empty(nv, dtype=np.int32)
+    for k in range(nv):
+        i = key[k]
+        by_input[cnt[i]] = k
+        cnt[i] += 1
+    # stable counting sort by step: inputs end up ascending within each step
     indptr = np.zeros(timesteps + 1, dtype=np.int64)
-    out = np.empty(raw.shape[0], dtype=np.int32)
-    m = 0
+    for k in range(nv):
+        indptr[step_of[k] + 1] += 1
     for s in range(timesteps):
-        seg = np.sort(raw[counts[s]:counts[s + 1]])
-        last = -1
-        for v in seg:
-            if v != last:
-                out[m] = v
+        indptr[s + 1] += indptr[s]
+    fill = indptr[:timesteps].copy()
+    raw = np.empty(nv, dtype=np.int32)
+    for r in range(nv):
+        k = by_input[r]
+        s = step_of[k]
+        raw[fill[s]] = key[k]
+        fill[s] += 1
+    # drop repeats (adjacent now), compacting in place
+    m = 0
+    start = 0
+    for s in range(timesteps):
+        end = indptr[s + 1]
+        prev = -1
+        for k in range(start, end):
+            val = raw[k]
+            if val != prev:
+                raw[m] = val
                 m += 1
-                last = v
+                prev = val
+        start = end
         indptr[s + 1] = m
-    return indptr, out[:m].copy(), -1, 0
+    return indptr, raw[:m], -1, 0
 
 
 def encode_events(events: np.ndarray, geometry: Geometry, timesteps: int, bin_us: int,

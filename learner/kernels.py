@@ -40,58 +40,82 @@ def check_raster(indptr, indices, n_inputs):
     return 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _integrate(t, in_ptr, in_idx, wt, b, lam, th, vprev, vt):
-    """vt ← b + Σ_{j spiking at t} wt[j] + λ vprev (1 - [vprev > θ]); vprev unused at t = 0."""
-    n = vt.shape[0]
-    for i in range(n):
-        vt[i] = b[i]
-    for k in range(in_ptr[t], in_ptr[t + 1]):
-        row = wt[in_idx[k]]
-        for i in range(n):
-            vt[i] += row[i]
-    if t > 0:
-        for i in range(n):
-            vp = vprev[i]
-            if not vp > th:
-                vt[i] += lam * vp
-
-
 @njit(cache=True, nogil=True)
-def layer_forward_record(in_ptr, in_idx, wt, b, lam, th, v_rec, out_ptr, out_idx):
-    """Run one layer over all T steps, recording v (T, N) and the output spikes (CSR)."""
+def to_csc(in_ptr, in_idx, n_in, col_ptr, col_t):
+    """Transpose a CSR raster (by step) to CSC (by input): the steps of input j are
+    ``col_t[col_ptr[j]:col_ptr[j + 1]]``, ascending. Returns the spike count."""
     steps = in_ptr.shape[0] - 1
-    n = wt.shape[1]
-    m = 0
-    out_ptr[0] = 0
+    nnz = in_ptr[steps]
+    for j in range(n_in + 1):
+        col_ptr[j] = 0
+    for k in range(nnz):
+        col_ptr[in_idx[k] + 1] += 1
+    for j in range(n_in):
+        col_ptr[j + 1] += col_ptr[j]
     for t in range(steps):
-        vt = v_rec[t]
-        _integrate(t, in_ptr, in_idx, wt, b, lam, th, v_rec[t - 1] if t > 0 else vt, vt)
+        for k in range(in_ptr[t], in_ptr[t + 1]):
+            j = in_idx[k]
+            col_t[col_ptr[j]] = t
+            col_ptr[j] += 1
+    # each col_ptr[j] now holds the start of column j + 1: shift back
+    for j in range(n_in, 0, -1):
+        col_ptr[j] = col_ptr[j - 1]
+    col_ptr[0] = 0
+    return nnz
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _leak_and_fire(t, v, b, lam, th, out_idx, m):
+    """v[t] (holding W s_in(t)) += b + λ v[t-1] (1 - s(t-1)); append spikes of step t."""
+    vt = v[t]
+    n = vt.shape[0]
+    if t == 0:
         for i in range(n):
-            if vt[i] > th:
-                out_idx[m] = i
-                m += 1
-        out_ptr[t + 1] = m
+            vt[i] += b[i]
+    else:
+        vp = v[t - 1]
+        for i in range(n):
+            x = vp[i]
+            if x > th:
+                vt[i] += b[i]
+            else:
+                vt[i] += b[i] + lam * x
+    for i in range(n):
+        if vt[i] > th:
+            out_idx[m] = i
+            m += 1
     return m
 
 
 @njit(cache=True, nogil=True)
-def layer_forward_infer(in_ptr, in_idx, wt, b, lam, th, v, vnext, out_ptr, out_idx):
-    """Like :func:`layer_forward_record` without recording: two state vectors only."""
+def layer_forward(in_ptr, in_idx, wt, b, lam, th, v, col_ptr, col_t, out_ptr, out_idx):
+    """Run one layer over all T steps: v (T, N) gets the membrane record, out_* the spikes (CSR).
+
+    The input currents are gathered input-major (CSC): each active input's weight
+    row is read once and added to the current of every step it spikes in, so a
+    row leaves memory once per sample instead of once per spike. col_ptr, col_t
+    keep that CSC for the backward pass.
+    """
     steps = in_ptr.shape[0] - 1
+    n_in = wt.shape[0]
     n = wt.shape[1]
+    to_csc(in_ptr, in_idx, n_in, col_ptr, col_t)
+    v[:] = 0.0
+    for j in range(n_in):
+        a = col_ptr[j]
+        e = col_ptr[j + 1]
+        if a == e:
+            continue
+        row = wt[j]
+        for k in range(a, e):
+            vt = v[col_t[k]]
+            for i in range(n):
+                vt[i] += row[i]
     m = 0
     out_ptr[0] = 0
-    cur = v
-    nxt = vnext
     for t in range(steps):
-        _integrate(t, in_ptr, in_idx, wt, b, lam, th, cur, nxt)
-        for i in range(n):
-            if nxt[i] > th:
-                out_idx[m] = i
-                m += 1
+        m = _leak_and_fire(t, v, b, lam, th, out_idx, m)
         out_ptr[t + 1] = m
-        cur, nxt = nxt, cur
     return m
 
 
@@ -149,35 +173,49 @@ def error_phase(out_ptr, out_idx, n_out, t_e, label):
 
 
 @njit(cache=True, nogil=True)
-def layer_backward_event(v_rec, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb):
+def layer_backward_event(v, col_ptr, col_t, delta, lam, th, win, amp, h, gwt, gb, touched, rows, n_rows):
     """Event-form gradient: gwt[j] += Σ_{t: s_j(t)=1} δ ⊙ g(t);  gb += Σ_t δ ⊙ g(t).
 
-    ``h`` (T, N) is workspace for δ ⊙ g. Cost O(T·N + spikes_in · N).
+    ``h`` (T, N) is workspace for δ ⊙ g; (col_ptr, col_t) is the layer input in
+    CSC from :func:`layer_forward`. Rows of gwt that receive a gradient are
+    listed in rows[:n_rows] (flag in ``touched``) so the update visits only them.
+    Cost O(T·N + active inputs · N + input spikes · N). Returns the new n_rows.
     """
-    steps = v_rec.shape[0]
-    n = v_rec.shape[1]
+    steps = v.shape[0]
+    n = v.shape[1]
     for t in range(steps - 1, -1, -1):
-        vt = v_rec[t]
+        vt = v[t]
         ht = h[t]
         last = t == steps - 1
         for i in range(n):
-            v = vt[i]
-            psi = amp if abs(v - th) < win else 0.0
+            x = vt[i]
+            psi = amp if abs(x - th) < win else 0.0
             # h(t) = δ ⊙ g(t) = δ ψ(t) + λ κ(t) h(t+1): δ factors out of the recursion
             if last:
                 ht[i] = delta[i] * psi
             else:
-                s = 1.0 if v > th else 0.0
-                kappa = 1.0 - s - v * psi
+                s = 1.0 if x > th else 0.0
+                kappa = 1.0 - s - x * psi
                 ht[i] = delta[i] * psi + lam * kappa * h[t + 1, i]
     for t in range(steps):
         ht = h[t]
         for i in range(n):
             gb[i] += ht[i]
-        for k in range(in_ptr[t], in_ptr[t + 1]):
-            row = gwt[in_idx[k]]
+    for j in range(gwt.shape[0]):
+        a = col_ptr[j]
+        e = col_ptr[j + 1]
+        if a == e:
+            continue
+        row = gwt[j]
+        for k in range(a, e):
+            ht = h[col_t[k]]
             for i in range(n):
                 row[i] += ht[i]
+        if not touched[j]:
+            touched[j] = 1
+            rows[n_rows] = j
+            n_rows += 1
+    return n_rows
 
 
 @njit(cache=True, nogil=True)
@@ -203,17 +241,20 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
     out_ptr[0] = 0
     for t in range(steps):
         vt = v_rec[t]
-        _integrate(t, in_ptr, in_idx, wt, b, lam, th, v_rec[t - 1] if t > 0 else vt, vt)
-        for i in range(n):
-            v = vt[i]
-            s = 0.0
-            if v > th:
-                out_idx[m] = i
-                m += 1
-                s = 1.0
-            psi[i] = amp if abs(v - th) < win else 0.0
-            kappa[i] = 1.0 - s - v * psi[i]
+        # same summation order as layer_forward (ascending inputs from 0), so both
+        # engines see bit-identical membranes
+        vt[:] = 0.0
+        for k in range(in_ptr[t], in_ptr[t + 1]):
+            row = wt[in_idx[k]]
+            for i in range(n):
+                vt[i] += row[i]
+        m = _leak_and_fire(t, v_rec, b, lam, th, out_idx, m)
         out_ptr[t + 1] = m
+        for i in range(n):
+            x = vt[i]
+            s = 1.0 if x > th else 0.0
+            psi[i] = amp if abs(x - th) < win else 0.0
+            kappa[i] = 1.0 - s - x * psi[i]
         for k in range(in_ptr[t], in_ptr[t + 1]):
             s_in[in_idx[k]] = 1.0
         for j in range(n_in):
@@ -234,13 +275,35 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
 
 
 @njit(cache=True, nogil=True)
-def accumulate_traces(et, eb, delta, gwt, gb):
-    """gwt[j, i] += δ_i E_ij (transposed storage);  gb_i += δ_i E^b_i."""
+def accumulate_traces(et, eb, delta, gwt, gb, touched, rows, n_rows):
+    """gwt[j, i] += δ_i E_ij (transposed storage);  gb_i += δ_i E^b_i. Returns the new n_rows."""
     n_in, n = et.shape
     for j in range(n_in):
         erow = et[j]
         grow = gwt[j]
         for i in range(n):
             grow[i] += delta[i] * erow[i]
+        if not touched[j]:
+            touched[j] = 1
+            rows[n_rows] = j
+            n_rows += 1
     for i in range(n):
         gb[i] += delta[i] * eb[i]
+    return n_rows
+
+
+@njit(cache=True, nogil=True)
+def apply_update(wt, gwt, b, gb, scale, touched, rows, n_rows):
+    """W -= scale · G and b -= scale · g_b on the touched rows only, then clear G, g_b."""
+    n = wt.shape[1]
+    for r in range(n_rows):
+        j = rows[r]
+        w = wt[j]
+        g = gwt[j]
+        for i in range(n):
+            w[i] -= scale * g[i]
+            g[i] = 0.0
+        touched[j] = 0
+    for i in range(n):
+        b[i] -= scale * gb[i]
+        gb[i] = 0.0

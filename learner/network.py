@@ -132,9 +132,18 @@ class BioGradLearner:
         sizes = self.config.layer_sizes
         self._v_rec = [np.zeros((T, n), dtype=self.dtype) for n in sizes[1:]]
         self._h = [np.zeros((T, n), dtype=self.dtype) for n in sizes[1:]]
-        self._v2 = [(np.zeros(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype)) for n in sizes[1:]]
         self._out_ptr = [np.zeros(T + 1, dtype=np.int64) for _ in sizes[1:]]
         self._out_idx = [np.zeros(T * n, dtype=np.int32) for n in sizes[1:]]
+        self._col_ptr = [np.zeros(n + 1, dtype=np.int64) for n in sizes[:-1]]
+        self._col_t = [np.zeros(T * n, dtype=np.int32) for n in sizes[:-1]]
+        # rows of each gradient matrix holding a non-zero accumulation since the last update
+        self._touched = [(gwt != 0).any(axis=1).astype(np.uint8) for gwt in self._gwt]
+        self._rows = [np.zeros(n, dtype=np.int32) for n in sizes[:-1]]
+        self._n_rows = []
+        for l, touched in enumerate(self._touched):
+            idx = np.flatnonzero(touched)
+            self._rows[l][:idx.size] = idx
+            self._n_rows.append(int(idx.size))
         self._syn = None    # per-synapse traces, allocated on first use of the synapse engine
 
     def _synapse_workspace(self):
@@ -173,22 +182,18 @@ class BioGradLearner:
         Ties go to the first index.
         """
         ptr, idx = self._check(raster)
-        for l in range(self.config.n_layers):
-            lam, th, _, _ = self._params[l]
-            v, vn = self._v2[l]
-            kernels.layer_forward_infer(ptr, idx, self._wt[l], self.biases[l], lam, th, v, vn,
-                                        self._out_ptr[l], self._out_idx[l])
-            ptr, idx = self._out_ptr[l], self._out_idx[l]
+        self._forward(ptr, idx)
+        ptr, idx = self._out_ptr[-1], self._out_idx[-1]
         counts = kernels.output_counts(ptr, idx, self.config.layer_sizes[-1])
         return int(np.argmax(counts)), counts
 
     # --- training -------------------------------------------------------------
 
-    def _forward_record(self, ptr, idx):
+    def _forward(self, ptr, idx):
         for l in range(self.config.n_layers):
             lam, th, _, _ = self._params[l]
-            kernels.layer_forward_record(ptr, idx, self._wt[l], self.biases[l], lam, th,
-                                         self._v_rec[l], self._out_ptr[l], self._out_idx[l])
+            kernels.layer_forward(ptr, idx, self._wt[l], self.biases[l], lam, th, self._v_rec[l],
+                                  self._col_ptr[l], self._col_t[l], self._out_ptr[l], self._out_idx[l])
             ptr, idx = self._out_ptr[l], self._out_idx[l]
 
     def _forward_synapse(self, ptr, idx):
@@ -216,22 +221,22 @@ class BioGradLearner:
             raise BioGradError(f"label must be an integer in [0, {n_out}), got {label!r}")
         ptr, idx = self._check(raster)
         if cfg.engine == "event":
-            self._forward_record(ptr, idx)
+            self._forward(ptr, idx)
         else:
             self._forward_synapse(ptr, idx)
         counts, d_out, loss = kernels.error_phase(self._out_ptr[-1], self._out_idx[-1], n_out,
                                                   cfg.error_start, int(label))
         deltas = self._deltas(d_out)
-        in_ptr, in_idx = ptr, idx
         for l in range(cfg.n_layers):
             if cfg.engine == "event":
                 lam, th, win, amp = self._params[l]
-                kernels.layer_backward_event(self._v_rec[l], in_ptr, in_idx, deltas[l], lam, th, win, amp,
-                                             self._h[l], self._gwt[l], self._gb[l])
+                self._n_rows[l] = kernels.layer_backward_event(
+                    self._v_rec[l], self._col_ptr[l], self._col_t[l], deltas[l], lam, th, win, amp,
+                    self._h[l], self._gwt[l], self._gb[l], self._touched[l], self._rows[l], self._n_rows[l])
             else:
                 _, et, _, eb, _ = self._syn[l]
-                kernels.accumulate_traces(et, eb, deltas[l], self._gwt[l], self._gb[l])
-            in_ptr, in_idx = self._out_ptr[l], self._out_idx[l]
+                self._n_rows[l] = kernels.accumulate_traces(et, eb, deltas[l], self._gwt[l], self._gb[l],
+                                                            self._touched[l], self._rows[l], self._n_rows[l])
         self.samples_seen += 1
         self.batch_fill += 1
         self.samples_since_sleep += 1
@@ -244,11 +249,10 @@ class BioGradLearner:
 
     def _apply_update(self):
         scale = self.dtype.type(self.config.lr / self.batch_fill)
-        for wt, gwt, b, gb in zip(self._wt, self._gwt, self.biases, self._gb):
-            wt -= scale * gwt
-            b -= scale * gb
-            gwt[:] = 0.0
-            gb[:] = 0.0
+        for l in range(self.config.n_layers):
+            kernels.apply_update(self._wt[l], self._gwt[l], self.biases[l], self._gb[l], scale,
+                                 self._touched[l], self._rows[l], self._n_rows[l])
+            self._n_rows[l] = 0
         self.batch_fill = 0
         self.updates += 1
 
@@ -399,6 +403,7 @@ class BioGradLearner:
             (self.samples_seen, self.batch_fill, self.updates, self.sleeps,
              self.samples_since_sleep) = (int(c) for c in counters)
             self.rng.bit_generator.state = json.loads(str(data["rng_json"]))
+            self._alloc_workspace()
         except KeyError as exc:
             raise DataFormatError(path, f"checkpoint lacks array {exc}") from None
         except (ValueError, TypeError) as exc:

@@ -7,14 +7,8 @@ import pytest
 from learner.encoding import (SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster,
                               mnist_to_events)
 from pipeline.errors import EventFormatError
-from pipeline.events import Geometry, NMNIST_GEOMETRY, make_events
-
-
-def _read_nmnist_bin(path):
-    """Orchard et al. 2015 format: 5 bytes/event, x, y, then 24 bits: polarity bit 23, t bits 22-0."""
-    raw = np.fromfile(path, dtype=np.uint8).reshape(-1, 5).astype(np.int64)
-    word = (raw[:, 2] << 16) | (raw[:, 3] << 8) | raw[:, 4]
-    return make_events(word & 0x7FFFFF, raw[:, 0], raw[:, 1], word >> 23)
+from nmnist_io import read_nmnist_bin
+from pipeline.events import Geometry, make_events
 
 
 def _rows(raster):
@@ -70,7 +64,7 @@ def test_nmnist_real_files_match_dense_reference(nmnist_dir):
     files = sorted((nmnist_dir / "Train" / "3").glob("*.bin"))[:3] + sorted((nmnist_dir / "Test" / "8").glob("*.bin"))[:1]
     assert files, f"no N-MNIST files under {nmnist_dir}"
     for path in files:
-        ev = _read_nmnist_bin(path)
+        ev = read_nmnist_bin(path)
         assert 1000 < ev.size < 8000
         r = encode_nmnist(ev)
         assert r.n_inputs == 2312 and r.timesteps == 60

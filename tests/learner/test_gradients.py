@@ -59,16 +59,17 @@ def _engine_eligibility(learner, raster):
     ptr, idx = learner._check(raster)
     es = []
     if learner.config.engine == "event":
-        learner._forward_record(ptr, idx)
+        learner._forward(ptr, idx)
         for l in range(learner.config.n_layers):
             lam, th, win, amp = learner._params[l]
-            n = learner.config.layer_sizes[l + 1]
+            n_in, n = learner._wt[l].shape
             gwt = np.zeros_like(learner._wt[l])
             gb = np.zeros(n)
-            kernels.layer_backward_event(learner._v_rec[l], ptr, idx, np.ones(n), lam, th, win, amp,
-                                         learner._h[l], gwt, gb)
+            touched = np.zeros(n_in, np.uint8)
+            rows = np.zeros(n_in, np.int32)
+            kernels.layer_backward_event(learner._v_rec[l], learner._col_ptr[l], learner._col_t[l], np.ones(n),
+                                         lam, th, win, amp, learner._h[l], gwt, gb, touched, rows, 0)
             es.append((gwt.T.copy(), gb))
-            ptr, idx = learner._out_ptr[l], learner._out_idx[l]
     else:
         learner._forward_synapse(ptr, idx)
         for l in range(learner.config.n_layers):
