@@ -25,7 +25,7 @@ from sinks.records import RecordError, check_record, to_json
 
 N_CLASSES = 10
 
-BASE_COLUMNS = ("type", "time", "phase", "split", "epoch", "samples", "accuracy_running", "accuracy",
+BASE_COLUMNS = ("type", "time", "phase", "split", "epoch", "samples", "processed", "accuracy_running", "accuracy",
                 "loss", "events_per_s", "samples_per_s", "dropped", "invalid", "gaps", "sleeps", "path")
 LOGGED_TYPES = ("metrics", "sleep", "eval", "checkpoint", "end")
 

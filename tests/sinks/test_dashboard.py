@@ -97,3 +97,38 @@ def test_the_shown_class_belongs_to_the_sample_whose_frame_is_shown():
         assert state["samples"] == 3 and state["accuracy"] == pytest.approx(2 / 3)
     finally:
         dashboard.close()
+
+
+def test_sink_dashboard_command_serves_records_from_a_pub_socket():
+    import socket
+
+    from pipeline.cli import main
+    from sinks.predictions import PredictionPublisher
+
+    publisher = PredictionPublisher("tcp://127.0.0.1:0")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    records = [r for r in synthetic_records(5) if r["type"] == "prediction"]
+    result = {}
+    command = threading.Thread(target=lambda: result.setdefault("code", main(
+        ["sink", "dashboard", "--connect", publisher.address, "--port", str(port), "--timeout", "1.5"])))
+    command.start()
+    try:
+        state = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for record in records:
+                publisher.handle(record)
+            try:
+                state = json.loads(_get(f"http://127.0.0.1:{port}/state.json")[2])
+                if state["samples"] > 0:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+    finally:
+        publisher.close()
+        command.join(timeout=20)
+    assert state is not None and state["samples"] > 0 and state["sample_id"].startswith("train/")
+    assert result["code"] == 0                                    # stopped after 1.5 s of silence
