@@ -35,6 +35,7 @@ SPLIT_FOLDERS = {"train": "Train", "train_full": "Train", "test": "Test"}
 DATASET_NAMES = ("nmnist-1k", "nmnist")
 #: Ten Train and three Test samples per digit from nmnist-1k, shipped in the package.
 BUNDLED_ROOT = Path(__file__).resolve().parent / "sample_data" / "nmnist"
+_bundled_notice_given = False
 
 
 def decode_nmnist(raw, path: str | os.PathLike = "<bytes>") -> np.ndarray:
@@ -108,9 +109,13 @@ def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike |
         for name in DATASET_NAMES:
             if (Path(data_root) / name).is_dir():
                 return Path(data_root) / name
-    log.warning("N-MNIST not found under %s (looked for %s; set --data or $%s): using the bundled "
-                "sample (10 train + up to 3 test samples per digit) in %s", data_root,
-                " or ".join(DATASET_NAMES), ENV_VAR, BUNDLED_ROOT)
+    global _bundled_notice_given
+    # A run opens the source several times (length, each split, each epoch): say it once.
+    level = logging.DEBUG if _bundled_notice_given else logging.WARNING
+    _bundled_notice_given = True
+    log.log(level, "N-MNIST not found under %s (looked for %s; set --data or $%s): using the bundled "
+            "sample (10 train + up to 3 test samples per digit) in %s", data_root,
+            " or ".join(DATASET_NAMES), ENV_VAR, BUNDLED_ROOT)
     return BUNDLED_ROOT
 
 

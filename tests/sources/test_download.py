@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from pipeline.errors import DataFormatError
-from sources.download import Archive, download, download_nmnist
+from sources.download import NMNIST_ARCHIVES, Archive, download, download_nmnist
 from sources.nmnist import NMNISTDataset
 
 
@@ -110,3 +110,16 @@ def test_md5_mismatch_is_a_clear_error(server, train_zip, tmp_path):
                                               rf"match the expected {md5}"):
         download(url(server), tmp_path / "Train.zip", md5, progress=False)
     assert not (tmp_path / "Train.zip").exists() and not (tmp_path / "Train.zip.part").exists()
+
+
+def test_cli_download_into_dest(server, train_zip, tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+    server.payload, md5 = train_zip
+    monkeypatch.setitem(NMNIST_ARCHIVES, "Train", Archive("Train.zip", url(server), md5))
+    assert main(["data", "download", "nmnist", "--dest", str(tmp_path / "n"), "--split", "Train"]) == 0
+    assert len(NMNISTDataset(tmp_path / "n", "train")) == 30
+    assert f"N-MNIST Train in {tmp_path / 'n'}" in capsys.readouterr().out
+    # a second run finds it unpacked and fetches nothing
+    requests = len(server.requests)
+    assert main(["data", "download", "nmnist", "--dest", str(tmp_path / "n"), "--split", "Train"]) == 0
+    assert len(server.requests) == requests

@@ -62,17 +62,19 @@ def test_seeded_epoch_aware_order_and_resume(nmnist_dir):
     assert sorted(order.tolist()) == list(range(40))
 
 
-def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog):
+def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch):
     assert locate_nmnist(data_dir / "nmnist-1k", None) == data_dir / "nmnist-1k"
     assert locate_nmnist("", data_dir) == data_dir / "nmnist-1k"
     (tmp_path / "nmnist").mkdir()
     assert locate_nmnist(None, tmp_path) == tmp_path / "nmnist"
     with pytest.raises(DataNotFoundError, match="no such N-MNIST folder"):
         locate_nmnist(tmp_path / "missing", data_dir)
+    monkeypatch.setattr("sources.nmnist._bundled_notice_given", False)
     with caplog.at_level(logging.WARNING, logger="sources.nmnist"):
         root = locate_nmnist(None, tmp_path / "empty")
+        assert locate_nmnist(None, tmp_path / "empty") == root
     assert root == BUNDLED_ROOT
-    assert "using the bundled sample" in caplog.text
+    assert caplog.text.count("using the bundled sample") == 1    # once per process, not per open
     bundled = NMNISTDataset(root, "train")
     assert len(bundled) == 100 and bundled.classes == list(range(10))
     assert len(NMNISTDataset(root, "test")) == 29   # digit 8 has only 2 test files in nmnist-1k
