@@ -96,6 +96,7 @@ class CheckpointManager:
         self.keep = keep
         self._clock = clock
         self._last_samples = start_samples
+        self._last_saved = start_samples if start_samples else None
         self._last_time = clock()
         self.saved: list[Path] = []
 
@@ -108,7 +109,9 @@ class CheckpointManager:
     def due(self, samples: int) -> bool:
         if self.every_samples and samples // self.every_samples > self._last_samples // self.every_samples:
             return True
-        return bool(self.every_minutes) and self._clock() - self._last_time >= self.every_minutes * 60.0
+        # By time only when something was learned since the last save (no identical copies).
+        return (bool(self.every_minutes) and samples != self._last_saved
+                and self._clock() - self._last_time >= self.every_minutes * 60.0)
 
     def maybe_save(self, learner, extra_state: dict | None = None) -> Path | None:
         """Save if a checkpoint is due; return its path, else None."""
@@ -154,6 +157,7 @@ class CheckpointManager:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self._last_samples = samples
+        self._last_saved = samples
         self._last_time = self._clock()
         self.saved.append(target)
         self._prune()

@@ -57,6 +57,8 @@ def test_time_based_checkpoints_follow_the_clock(tmp_path):
     assert manager.maybe_save(learner) is None                  # the timer restarted at the save
     clock.now += 60.0
     assert manager.maybe_save(learner).name == "ckpt-000000002"
+    clock.now += 600.0
+    assert manager.maybe_save(learner) is None                  # nothing learned since: no copy
 
 
 def test_a_resumed_manager_saves_at_the_same_multiples(tmp_path):
