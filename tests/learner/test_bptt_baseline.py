@@ -90,7 +90,7 @@ def test_step_network_spikes_are_binary_and_training_lowers_the_loss(nmnist_dir)
     from bench.exp_data import load_nmnist_rasters
 
     rasters, labels = load_nmnist_rasters(nmnist_dir, "Train", limit=64, seed=0)
-    cfg = BPTTConfig(batch_size=32, lr=1e-3, seed=1)
+    cfg = BPTTConfig(layer_sizes=(2312, 100, 10), batch_size=32, lr=1e-3, seed=1)
     net = BPTTLearner(cfg)
     x = net._inputs(rasters)
     recs = forward(net.weights, net.biases, x, net.params)
