@@ -56,13 +56,20 @@ def describe(path: str | os.PathLike) -> dict:
 def _describe_aedat4(path: Path) -> dict:
     from sources.aedat4 import AedatRecording
     rec = AedatRecording(path, backend="aedat", strict=True)
-    events = rec.read_all()
+    n = on = 0
+    first = last = None
+    for packet in rec.packets():          # streamed: a long recording is never held whole
+        n += packet.size
+        on += int(packet["p"].sum())
+        first = int(packet["t"][0]) if first is None else first
+        last = int(packet["t"][-1])
+    summary = {"events": n} if not n else {"events": n, "duration_us": last - first, "on_fraction": on / n}
     kinds = {}
     for _, sid, _ in rec.layout.packets:
         kind = rec.layout.streams[sid]["kind"]
         kinds[kind] = kinds.get(kind, 0) + 1
     return {"path": str(path), "format": "AEDAT 4.0", "geometry": f"{rec.geometry.width}x{rec.geometry.height}",
-            **_event_summary(events), "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+            **summary, "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
             "skipped_non_event_packets": sum(rec.stats.skipped.values())}
 
 
@@ -95,18 +102,30 @@ def _describe_nmnist_folder(path: Path) -> dict:
 
 
 def _describe_mnist_folder(path: Path) -> dict:
-    from sources.mnist import MNISTDataset
+    from sources.config import SourceConfig
+    from sources.mnist import FILES, VAL_SIZE, find_idx, read_idx
     out = {"path": str(path), "format": "MNIST IDX folder (rate-coded to ON events, 1 ms per step)",
            "geometry": "28x28"}
-    for split in ("train", "val", "test"):
+    for name, (_, label_stem) in FILES.items():
         try:
-            ds = MNISTDataset(path, split)
+            labels = np.asarray(read_idx(find_idx(path, label_stem)))   # labels only: images are not needed
         except DataNotFoundError:
             continue
-        counts = np.bincount(np.asarray(ds.labels[ds.indices]), minlength=10)
-        out[f"{split}_samples"] = len(ds)
-        out[f"{split}_classes"] = int(np.count_nonzero(counts))
-        out[f"{split}_class_counts"] = "/".join(map(str, counts))
+        parts = {"test": labels} if name == "test" else {"train": labels[:-VAL_SIZE], "val": labels[-VAL_SIZE:]}
+        for split, part in parts.items():
+            counts = np.bincount(part, minlength=10)
+            out[f"{split}_samples"] = int(part.size)
+            out[f"{split}_classes"] = int(np.count_nonzero(counts))
+            out[f"{split}_class_counts"] = "/".join(map(str, counts))
+    try:
+        images = read_idx(find_idx(path, FILES["test"][0]))
+    except DataNotFoundError:
+        return out
+    # Rate code: pixel v spikes with probability v/255 per 1 ms step, ON events only.
+    steps = SourceConfig().mnist_timesteps
+    out[f"duration_us (T={steps})"] = steps * 1000
+    out[f"test_mean_events_per_sample (T={steps})"] = float(np.asarray(images, np.float64).mean() / 255 * 784 * steps)
+    out["on_fraction"] = 1.0
     return out
 
 

@@ -87,7 +87,11 @@ class _PolledStream:
 
     def _poll_loop(self, reader) -> None:
         while not self._stop.is_set():
-            batch = reader.getNextEventBatch()
+            try:
+                batch = reader.getNextEventBatch()
+            except RuntimeError as exc:  # a broken connection: treat like a closed one
+                self.stats.last_error = str(exc).splitlines()[0]
+                return
             if batch is not None:
                 if batch.size():
                     self._accept(from_dv(batch))

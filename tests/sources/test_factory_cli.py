@@ -67,6 +67,13 @@ def test_data_info_cli(data_dir, capsys, tmp_path):
     assert main(["data", "info", str(data_dir / "nmnist-1k")]) == 0
     out = capsys.readouterr().out
     assert "train_samples" in out and "1,000" in out and "97/116/99/93/105/92/94/117/87/100" in out
+    assert main(["data", "info", str(data_dir / "mnist")]) == 0
+    out = capsys.readouterr().out
+    assert "val_samples" in out and "10,000" in out and "980/1135/1032/1010/982/892/958/1028/974/1009" in out
+    cut = tmp_path / "cut.aedat4"
+    cut.write_bytes((data_dir / "aedat4" / "davis346.aedat4").read_bytes()[:500_000])
+    assert main(["data", "info", str(cut)]) == 2
+    assert "cut.aedat4 at byte offset 500000: truncated" in capsys.readouterr().err
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\0" * 7)
     assert main(["data", "info", str(bad)]) == 2
