@@ -15,9 +15,13 @@ class PacketStream:
     """A live or recorded stream with its preprocessing: iterate preprocessed event packets.
 
     ``geometry`` is the geometry after preprocessing; ``stats`` the raw stream's
-    counters (packets, invalid, dropped, gaps …). Empty packets after filtering
-    are not handed on.
+    counters (packets, invalid, dropped, gaps …). Packets emptied by filtering
+    are not handed on, but live streams (camera, dvstream) hand on an empty
+    packet after every ``heartbeat`` s of silence so the consumer can check
+    whether to stop.
     """
+
+    heartbeat = 0.25
 
     def __init__(self, raw, cfg: SourceConfig, name: str):
         from sources.preprocess import Preprocessor
@@ -35,7 +39,12 @@ class PacketStream:
         return self.raw.stats
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for packet in self.raw.packets():
+        from sources.live import _PolledStream
+        live = isinstance(self.raw, _PolledStream)
+        for packet in self.raw.packets(heartbeat=self.heartbeat) if live else self.raw.packets():
+            if packet.size == 0:
+                yield packet      # heartbeat
+                continue
             out = self.preprocess(packet)
             if out.size:
                 yield out

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from pipeline.errors import DataNotFoundError, HardwareUnavailableError
-from pipeline.events import Geometry, from_dv
+from pipeline.events import Geometry, empty_events, from_dv
 from sources.base import StreamStats, check_packet
 
 log = logging.getLogger(__name__)
@@ -147,14 +147,27 @@ class _PolledStream:
 
     _error: Exception | None = None
 
-    def packets(self, timeout: float | None = None) -> Iterator[np.ndarray]:
-        """Event packets as they arrive; ends on close(), or after ``timeout`` s without data."""
+    def packets(self, timeout: float | None = None, heartbeat: float | None = None) -> Iterator[np.ndarray]:
+        """Event packets as they arrive; ends on close(), or after ``timeout`` s without data.
+
+        With ``heartbeat``, an empty packet comes every ``heartbeat`` s of silence, so a
+        consumer blocked on a still camera still gets to check whether it should stop.
+        """
         self.start()
+        silent = 0.0
         while True:
+            wait = heartbeat if heartbeat is not None else timeout
+            if heartbeat is not None and timeout is not None:
+                wait = min(heartbeat, timeout - silent)
             try:
-                item = self._queue.get(timeout=timeout)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
-                return
+                silent += wait
+                if timeout is not None and silent >= timeout:
+                    return
+                yield empty_events(0)
+                continue
+            silent = 0.0
             if item is _END:
                 if self._error is not None:
                     raise self._error

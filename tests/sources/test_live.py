@@ -112,8 +112,12 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
     stream = open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{port}", resize=(34, 34)))
     try:
         assert stream.geometry == NMNIST_GEOMETRY
-        got = receive(iter(stream), file_events.size)
+        packets = iter(stream)
+        got = receive(packets, file_events.size)
         np.testing.assert_array_equal(got, downsample(file_events, DAVIS346_GEOMETRY, NMNIST_GEOMETRY))
+        t0 = time.monotonic()
+        assert next(packets).size == 0            # silence: a heartbeat, not a blocked consumer
+        assert time.monotonic() - t0 < 2
     finally:
         stream.close()
         stop_server(server)
