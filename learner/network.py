@@ -78,7 +78,8 @@ class BioGradLearner:
                 # Random direction, the mirror's Frobenius norm: only the angle starts wrong.
                 b = self.rng.standard_normal(mirror.shape)
                 b *= np.linalg.norm(mirror) / np.linalg.norm(b)
-            self.feedback.append(np.ascontiguousarray(b, dtype=self.dtype))
+            # a copy: in float64 the top layer's mirror is W_out^T itself
+            self.feedback.append(np.array(b, dtype=self.dtype, order="C", copy=True))
         self._gwt = [np.zeros_like(w) for w in self._wt]
         self._gb = [np.zeros_like(b) for b in self.biases]
         self.samples_seen = 0       # labelled training samples
@@ -106,7 +107,7 @@ class BioGradLearner:
 
     def _mirror(self, l: int) -> np.ndarray:
         """(W_out … W_{l+1})^T of shape (N_l, N_out) for hidden layer l, in float64."""
-        prod = np.asarray(self._wt[-1], dtype=np.float64)          # (N_L, N_out) = W_out^T
+        prod = np.array(self._wt[-1], dtype=np.float64)            # (N_L, N_out) = W_out^T, a copy
         for k in range(self.config.n_layers - 2, l, -1):
             prod = np.asarray(self._wt[k], dtype=np.float64) @ prod
         return prod

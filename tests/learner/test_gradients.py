@@ -163,3 +163,22 @@ def test_engines_agree_in_float32():
         results.append([np.array(w) for w in learner.weights])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_numpy_reference_baseline_computes_the_same_update():
+    """The benchmark's NumPy baseline trains to the same weights (so its speed is comparable)."""
+    from learner.reference_numpy import NumpyReferenceLearner
+
+    learner, _, _ = _make("two-hidden", "event", 6, batch_size=2, lr=0.05)
+    ref = NumpyReferenceLearner(learner.config, learner.weights, learner.biases, learner.feedback)
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        dense = rng.random((learner.config.timesteps, learner.n_inputs)) < 0.35
+        label = int(rng.integers(10))
+        a = learner.train_sample(SpikeRaster.from_dense(dense), label)
+        b = ref.train_sample(dense, label)
+        assert a.prediction == b[0]
+        np.testing.assert_array_equal(a.counts, b[1])
+        np.testing.assert_array_equal(ref.predict(dense)[1], learner.predict(SpikeRaster.from_dense(dense))[1])
+    for w, wr in zip(learner.weights, ref.weights):
+        np.testing.assert_allclose(w, wr, rtol=0, atol=TOL)

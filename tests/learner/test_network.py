@@ -157,3 +157,14 @@ def test_checkpoint_holds_no_objects(tmp_path):
     with np.load(path, allow_pickle=False) as z:
         for k in z.files:
             assert z[k].dtype != object
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_feedback_is_independent_of_the_weights(dtype):
+    """Mirror init copies: a weight update must not move B (float64 once aliased W_out^T)."""
+    learner = BioGradLearner(replace(SMALL, dtype=dtype, batch_size=1, sleep=False))
+    fb = [b.copy() for b in learner.feedback]
+    for r, y in _samples(3):
+        learner.train_sample(r, y)
+    for before, after in zip(fb, learner.feedback):
+        np.testing.assert_array_equal(before, after)
