@@ -104,7 +104,7 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(straight_run, dat
     straight_run, _ = straight_run
     ckpt = straight_run / "checkpoints" / "ckpt-000000040"
     resumed_dir = tmp_path / "resumed"
-    _replay(resumed_dir, data_dir, "--resume", str(ckpt))
+    _replay(resumed_dir, data_dir, "--resume", str(ckpt), "--set", "sinks.plots=false")
     straight = load_checkpoint(straight_run).learner
     resumed = load_checkpoint(resumed_dir).learner
     assert resumed.samples_seen == straight.samples_seen == TRAIN_LIMIT
