@@ -1,4 +1,4 @@
-"""The live dashboard: its JSON state over HTTP, and the page in real headless Chromium."""
+"""The live dashboard's JSON state over HTTP (the page in Chromium: test_replay.py)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,11 +15,6 @@ from pipeline.events import make_events
 from sinks.dashboard import Dashboard
 from sinks.records import event_frame
 from sink_helpers import synthetic_records
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _get(url):
