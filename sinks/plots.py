@@ -218,14 +218,39 @@ def _event_rate(rows):
     return fig
 
 
-def input_layout(n_inputs: int) -> tuple[int, int, int]:
-    """(channels, height, width) of a square sensor behind ``n_inputs`` = channels·side²."""
+#: Sensors a run may come from (width, height), for runs without resize/roi in their config.
+KNOWN_SENSORS = ((34, 34), (28, 28), (346, 260), (240, 180), (128, 128), (640, 480))
+
+
+def input_layout(n_inputs: int, sensor: tuple[int, int] | None = None) -> tuple[int, int, int]:
+    """(channels, height, width) behind ``n_inputs`` = channels·height·width, channels 2 (p, y, x) or 1.
+
+    ``sensor`` (width, height) is tried first, then the known sensors, then a square.
+    """
+    candidates = ([sensor] if sensor else []) + list(KNOWN_SENSORS)
     for channels in (2, 1):
+        for width, height in candidates:
+            if channels * width * height == n_inputs:
+                return channels, height, width
         side = math.isqrt(n_inputs // channels)
         if n_inputs % channels == 0 and side * side * channels == n_inputs:
             return channels, side, side
-    raise DataFormatError("checkpoint", f"{n_inputs} inputs are not 1 or 2 channels of a square sensor; "
-                                        "cannot draw first-layer weights as images")
+    raise DataFormatError("checkpoint", f"{n_inputs} inputs are not 1 or 2 channels of the run's sensor "
+                                        "or a square one; cannot draw first-layer weights as images")
+
+
+def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
+    """(width, height) the learner saw, from the run's config.toml ([source] resize, else roi)."""
+    path = run_dir / "config.toml"
+    if not path.exists():
+        return None
+    from pipeline.config import load_toml
+    source = load_toml(path).get("source", {})
+    for key, size in (("resize", slice(0, 2)), ("roi", slice(2, 4))):
+        value = source.get(key) or []
+        if len(value) >= size.stop:
+            return int(value[size][0]), int(value[size][1])
+    return None
 
 
 def _weights(run_dir: Path, loader=None, units: int = 16):
@@ -234,7 +259,10 @@ def _weights(run_dir: Path, loader=None, units: int = 16):
         return f"no checkpoint under {run_dir / 'checkpoints'}"
     ckpt = load_checkpoint(latest.path, loader=loader)
     w = np.asarray(ckpt.learner.weights[0], dtype=np.float64)
-    channels, h, wd = input_layout(w.shape[1])
+    try:
+        channels, h, wd = input_layout(w.shape[1], _run_sensor(run_dir))
+    except DataFormatError as exc:
+        return str(exc)
     units = min(units, w.shape[0])
     cols = 4
     rows = math.ceil(units / cols)

@@ -62,6 +62,8 @@ def test_plots_without_their_data_are_skipped_with_the_reason(tmp_path):
 def test_weights_layout_follows_the_input_size():
     assert input_layout(2312) == (2, 34, 34)
     assert input_layout(784) == (1, 28, 28)
+    assert input_layout(2 * 346 * 260) == (2, 260, 346)
+    assert input_layout(2 * 60 * 40, sensor=(60, 40)) == (2, 40, 60)
     with pytest.raises(DataFormatError, match="1000 inputs"):
         input_layout(1000)
 
