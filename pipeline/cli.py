@@ -29,7 +29,10 @@ def run_config_from_args(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="biograd", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="biograd",
+        description="BioGrad streaming learner: online learning for event cameras "
+                    "(N-MNIST, MNIST, AEDAT4, DVS cameras) with a Lava/Loihi deployment stage.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in STAGE_CLI_MODULES:
