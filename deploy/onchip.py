@@ -132,14 +132,14 @@ def _fit_lr(target: float, unit: float) -> tuple[int, int, float]:
 
 
 def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, impulse: int = 16,
-                tau: int = 1, delta_scale: tuple[float, ...] = (32.0,), rng_seed: int = 0) -> OnChipPlan:
+                tau: int = 1, delta_scale: tuple[float, ...] = (640.0, 64.0), rng_seed: int = 0) -> OnChipPlan:
     """Quantise ``params`` for on-chip learning with float learning rate ``lr`` (per sample)."""
     from deploy.quantize import quantize_layer
 
     L = params.n_layers
     if len(delta_scale) not in (1, L):
         raise ConfigError(f"deploy.delta_scale = {delta_scale!r}: give 1 value or {L}")
-    if not 1 <= impulse <= 64 or impulse % 8:
+    if not 8 <= impulse <= 64 or impulse % 8:
         raise ConfigError(f"deploy.trace_impulse = {impulse}: must be a multiple of 8 in 8..64 "
                           "(the tag term 2 x0 y1 takes exactly one impulse back out)")
     w_lsb = 2.0 ** -weight_frac_bits
@@ -388,36 +388,54 @@ def _learn_step(w, tag, x1, s_pre, y1, y2, y3, rho, rho_y, impulse, r_trace, r_y
                 dw_mant, dw_sexp):
     """One learning epoch of Lava's LearningConnectionModelBitApproximate for this rule."""
     n_out, n_in = w.shape
+    active = np.empty(n_in, dtype=np.int64)
+    n_act = 0
     for j in range(n_in):
         xj = _decay(x1[j], rho, r_trace)
         if s_pre[j] != 0:
             xj += impulse
-        x1[j] = _clip(xj, 0, 127)
+        xj = _clip(xj, 0, 127)
+        x1[j] = xj
+        if xj != 0:
+            active[n_act] = j
+            n_act += 1
     for i in range(n_out):
         if y1[i] == 0 and y2[i] == 0 and y3[i] == 0:
             continue
         yy1 = _clip(_decay(y1[i], rho_y, r_ytrace), -128, 127)
         yy2 = _clip(_decay(y2[i], rho_y, r_ytrace), -128, 127)
         yy3 = _clip(_decay(y3[i], rho_y, r_ytrace), -128, 127)
-        for j in range(n_in):
-            # products in the rule's order, each clipped like Lava's applier
-            t_old = tag[i, j]
-            tt = _clip(t_old, -512, 511)
-            wacc = w[i, j] << 7
-            p = ((tt * yy2 * -dw_mant) >> 5) << dw_sexp
-            wacc = _clip(wacc + _clip(p, -32769, 32767), -32769, 32767)
-            p = ((tt * yy3 * dw_mant) >> 5) << dw_sexp
-            wacc = _clip(wacc + _clip(p, -32769, 32767), -32769, 32767)
-            acc = t_old << 7
-            p = ((_clip(x1[j], -128, 127) * yy1) >> 3) << 7
-            acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
-            if s_pre[j] != 0:
-                p = (-yy1) << 8
-                acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
-            p = ((-(tt * yy3)) >> 5) << 6
-            acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
-            w[i, j] = _clip(_sround(wacc, r_conn), -256, 255)
-            tag[i, j] = _clip(_sround(acc, r_conn), -257, 255)
+        if yy2 == 0 and yy3 == 0:
+            # only the tag's x1 y1 terms are live, and they vanish where x1 = 0 (then s = 0 too):
+            # skipping those synapses changes nothing, since rounding an exact value is exact
+            for a in range(n_act):
+                _synapse(w, tag, x1, s_pre, i, active[a], yy1, yy2, yy3, r_conn, dw_mant, dw_sexp)
+        else:
+            for j in range(n_in):
+                if tag[i, j] != 0 or x1[j] != 0:
+                    _synapse(w, tag, x1, s_pre, i, j, yy1, yy2, yy3, r_conn, dw_mant, dw_sexp)
+
+
+@njit(cache=True, inline="always")
+def _synapse(w, tag, x1, s_pre, i, j, yy1, yy2, yy3, r_conn, dw_mant, dw_sexp):
+    """Lava's LearningRuleApplierBitApprox for dw then dt, products in the rule's order."""
+    t_old = tag[i, j]
+    tt = _clip(t_old, -512, 511)
+    wacc = w[i, j] << 7
+    p = ((tt * yy2 * -dw_mant) >> 5) << dw_sexp
+    wacc = _clip(wacc + _clip(p, -32769, 32767), -32769, 32767)
+    p = ((tt * yy3 * dw_mant) >> 5) << dw_sexp
+    wacc = _clip(wacc + _clip(p, -32769, 32767), -32769, 32767)
+    acc = t_old << 7
+    p = ((_clip(x1[j], -128, 127) * yy1) >> 3) << 7
+    acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
+    if s_pre[j] != 0:
+        p = (-yy1) << 8
+        acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
+    p = ((-(tt * yy3)) >> 5) << 6
+    acc = _clip(acc + _clip(p, -32769, 32767), -32769, 32767)
+    w[i, j] = _clip(_sround(wacc, r_conn), -256, 255)
+    tag[i, j] = _clip(_sround(acc, r_conn), -257, 255)
 
 
 @njit(cache=True, inline="always")
@@ -507,6 +525,32 @@ class OnChipEmulator:
         for phase in range(P):
             self.step(dense_in[phase].astype(np.int64) if phase < T else zero, labels)
         return self.out_counts.copy()
+
+    def infer_sample(self, dense_in: np.ndarray) -> np.ndarray:
+        """Output counts of one sample with the current integer weights, learning off
+        (fresh neuron state; the learning state and random streams are not touched)."""
+        plan = self.plan
+        P, L, T = plan.period, plan.n_layers, plan.timesteps
+        shapes = [w.shape[0] for w in self.w]
+        v = [np.zeros(n, dtype=np.int64) for n in shapes]
+        sp = [np.zeros(n, dtype=np.int64) for n in shapes]
+        d = [np.zeros(n, dtype=np.int64) for n in shapes]
+        ab = [np.zeros(n, dtype=np.int64) for n in shapes]
+        zero_err = [np.zeros(n, dtype=np.int64) for n in shapes]
+        s = [np.zeros(n, dtype=np.int64) for n in shapes]
+        ys = [[np.zeros(n, dtype=np.int64) for _ in range(3)] for n in shapes]
+        zero_in = np.zeros(dense_in.shape[1], dtype=np.int64)
+        counts = np.zeros(shapes[-1], dtype=np.int64)
+        for phase in range(T + L):
+            for l, lay in enumerate(plan.layers):
+                _neuron_step(phase, l + 1, T, L, ab[l], zero_err[l], v[l], sp[l], d[l], self.bias[l],
+                             lay.vth, lay.dv, lay.win, 0, s[l], ys[l][0], ys[l][1], ys[l][2])
+            if 0 <= phase - L < T:
+                counts += s[-1]
+            pre = [dense_in[phase].astype(np.int64) if phase < T else zero_in] + s[:-1]
+            for l in range(L):
+                _dense_step(self.w[l], pre[l], ab[l])
+        return counts
 
     def state(self) -> dict[str, list[np.ndarray]]:
         return {"weights": [w.copy() for w in self.w], "tags": [t.copy() for t in self.tag],

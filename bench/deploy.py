@@ -1,0 +1,229 @@
+"""Deployment benchmarks: Lava inference accuracy and on-chip learning on MNIST.
+
+    python -m bench.deploy onchip    [--hidden 200 --train 50000 --test 10000 --json PATH]
+    python -m bench.deploy inference [--nmnist-checkpoint F --mnist-checkpoint F --json PATH]
+
+``onchip`` trains a 784-H-10 network the on-chip way in the integer-exact emulation
+(deploy.onchip.OnChipEmulator) and, in the float emulation, the exact batch-1 algorithm and
+each on-chip departure alone; one table of test accuracies, all from this one run.
+``inference`` runs a learner checkpoint in Lava floating_pt and fixed_pt on N-MNIST-1k Test
+and 1 000 MNIST test digits next to the Numba learner's own predictions (trains a small
+checkpoint first when none is given).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _data_root(args) -> Path:
+    from pipeline.data import data_root
+    return data_root(args.data)
+
+
+def _params(hidden: int, seed: int):
+    from deploy.params import NetworkParams
+    from learner.config import LearnerConfig
+    from learner.network import BioGradLearner
+
+    cfg = LearnerConfig(layer_sizes=(784, hidden, 10), timesteps=20, error_start=5, seed=seed,
+                        dtype="float64", sleep=False, batch_size=1)
+    return NetworkParams.from_learner(BioGradLearner(cfg))
+
+
+def bench_onchip(args) -> dict:
+    from deploy.data import load_rasters
+    from deploy.emulate_float import Departures, FloatEmulator
+    from deploy.onchip import OnChipEmulator, plan_onchip
+
+    root = _data_root(args)
+    t0 = time.perf_counter()
+    train, train_lab = load_rasters("mnist", "train", root, limit=args.train, seed=args.seed)
+    test, test_lab = load_rasters("mnist", "test", root, limit=args.test, seed=args.seed)
+    print(f"loaded {len(train)} train / {len(test)} test MNIST rasters in {time.perf_counter() - t0:.0f} s",
+          flush=True)
+    params = _params(args.hidden, args.seed)
+    order = np.random.default_rng(args.seed).permutation(len(train))
+    ds = tuple(args.delta_scale)
+    rho = float(np.exp(-1.0 / args.tau))
+    results: dict[str, float] = {}
+
+    def run_float(name, dep):
+        emu = FloatEmulator(params, args.lr, dep, w_lsb=2.0 ** -args.weight_frac_bits, impulse=args.impulse,
+                            tau=args.tau, delta_scale=ds, seed=args.seed)
+        t = time.perf_counter()
+        for k in order:
+            emu.train_sample(train[k].to_dense(), int(train_lab[k]))
+        secs = time.perf_counter() - t
+        acc = float(np.mean([emu.predict(r.to_dense()) == l for r, l in zip(test, test_lab)]))
+        results[f"acc_{name}"] = acc
+        results[f"train_s_{name}"] = secs
+        print(f"{name:<22} test acc {acc:.4f}  ({secs:.0f} s training)", flush=True)
+
+    variants = [
+        ("float_exact", Departures()),
+        ("float_pre_trace", Departures(kappa=False)),
+        ("float_trace_decay", Departures(decay=rho)),
+        ("float_int_precision", Departures(quantize=True)),
+        ("float_bias_frozen", Departures(learn_bias=False)),
+        ("float_all", Departures(kappa=False, decay=rho, quantize=True, learn_bias=False)),
+    ]
+    if not args.skip_float:
+        for name, dep in variants:
+            run_float(name, dep)
+
+    plan = plan_onchip(params, lr=args.lr, weight_frac_bits=args.weight_frac_bits, impulse=args.impulse,
+                       tau=args.tau, delta_scale=ds, rng_seed=args.seed)
+    results["onchip_lr_realised_hidden"] = plan.layers[0].lr
+    results["onchip_lr_realised_out"] = plan.layers[-1].lr
+    emu = OnChipEmulator(plan, len(train) * plan.period + 1)
+    labels = np.asarray(train_lab)[order]
+    t = time.perf_counter()
+    correct = 0
+    for i, k in enumerate(order):
+        counts = emu.run_sample(train[k].to_dense(), labels)
+        correct += int(np.argmax(counts) == labels[i])
+        if (i + 1) % 10000 == 0:
+            print(f"  on-chip emulation: {i + 1} samples, running train acc {correct / (i + 1):.4f}", flush=True)
+    secs = time.perf_counter() - t
+    acc = float(np.mean([np.argmax(emu.infer_sample(r.to_dense())) == l for r, l in zip(test, test_lab)]))
+    results["acc_onchip_fixed_emulation"] = acc
+    results["train_acc_onchip_fixed_emulation"] = correct / len(train)
+    results["train_s_onchip_fixed_emulation"] = secs
+    results["onchip_emulation_steps_per_s"] = len(train) * plan.period / secs
+    results["paper_onchip_acc"] = 0.9332
+    print(f"{'onchip_fixed_emulation':<22} test acc {acc:.4f}  ({secs:.0f} s training, "
+          f"{results['onchip_emulation_steps_per_s']:.0f} Lava-steps/s)", flush=True)
+    results.update({"hidden": args.hidden, "train_samples": len(train), "test_samples": len(test),
+                    "lr": args.lr})
+    print()
+    print(f"MNIST 784-{args.hidden}-10, one pass over {len(train)} training digits, batch 1, "
+          f"test on {len(test)} digits")
+    base = results.get("acc_float_exact")
+    print(f"{'variant':<28} {'test acc':>9} {'vs exact':>9}")
+    for key, value in results.items():
+        if key.startswith("acc_"):
+            ratio = f"{value / base:9.3f}" if base else "        -"
+            print(f"{key[4:]:<28} {value:9.4f} {ratio}")
+    print(f"{'paper (Loihi, on chip)':<28} {0.9332:9.4f}")
+    return results
+
+
+def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
+    from deploy.data import load_rasters
+    from learner.config import LearnerConfig
+    from learner.network import BioGradLearner
+
+    if kind == "nmnist":
+        cfg = LearnerConfig(layer_sizes=(2312, 200, 10), timesteps=60, error_start=19, dtype="float64",
+                            batch_size=1, lr=5e-4, sleep=False, seed=seed)
+        rasters, labels = load_rasters("nmnist", "train", root, limit=n_train, seed=seed)
+    else:
+        cfg = LearnerConfig(layer_sizes=(784, 200, 10), timesteps=20, error_start=5, dtype="float64",
+                            batch_size=1, lr=2e-4, sleep=False, seed=seed)
+        rasters, labels = load_rasters("mnist", "train", root, limit=n_train, seed=seed)
+    learner = BioGradLearner(cfg)
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        for k in rng.permutation(len(rasters)):
+            learner.train_sample(rasters[k], int(labels[k]))
+    learner.flush()
+    return learner
+
+
+def bench_inference(args) -> dict:
+    from deploy.data import load_rasters
+    from deploy.inference import run_inference
+    from deploy.params import NetworkParams
+    from deploy.quantize import format_report, quantization_report, quantize_network
+    from learner.network import BioGradLearner
+
+    root = _data_root(args)
+    results: dict[str, float] = {}
+    for kind, ckpt, split, limit in (("nmnist", args.nmnist_checkpoint, "test", 0),
+                                     ("mnist", args.mnist_checkpoint, "test", args.mnist_test)):
+        if ckpt:
+            learner = BioGradLearner.load(ckpt)
+        else:
+            t = time.perf_counter()
+            learner = _train_learner(kind, root, args.train, args.epochs, args.seed)
+            print(f"{kind}: trained a {learner.config.layer_sizes} learner in {time.perf_counter() - t:.0f} s",
+                  flush=True)
+            if args.save_dir:
+                learner.save(Path(args.save_dir) / f"{kind}.npz")
+        from dataclasses import replace
+        if learner.config.dtype != "float64":
+            # Compare with float64 Lava: load the same weights into a float64 learner
+            tmp = BioGradLearner(replace(learner.config, dtype="float64"))
+            for l in range(learner.config.n_layers):
+                tmp.weights[l][...] = learner.weights[l]
+                tmp.biases[l][...] = learner.biases[l]
+            learner = tmp
+        params = NetworkParams.from_learner(learner)
+        rasters, labels = load_rasters(kind, split, root, limit=limit, seed=args.seed)
+        t = time.perf_counter()
+        numba_pred = np.array([learner.predict(r)[0] for r in rasters])
+        numba_s = time.perf_counter() - t
+        results[f"{kind}_numba_acc"] = float(np.mean(numba_pred == labels))
+        fixed = quantize_network(params)
+        print(format_report(quantization_report(params, fixed)))
+        for backend in ("floating_pt", "fixed_pt"):
+            res = run_inference(params, rasters, backend, fixed=fixed)
+            acc = float(np.mean(res.predictions == labels))
+            agree = float(np.mean(res.predictions == numba_pred))
+            results[f"{kind}_{backend}_acc"] = acc
+            results[f"{kind}_{backend}_agree_numba"] = agree
+            results[f"{kind}_{backend}_steps_per_s"] = res.steps / res.seconds
+            print(f"{kind} {backend}: acc {acc:.4f} (Numba learner {results[f'{kind}_numba_acc']:.4f}), "
+                  f"same prediction as Numba on {agree:.4f}, {res.steps / res.seconds:.0f} steps/s", flush=True)
+        results[f"{kind}_numba_samples_per_s"] = len(rasters) / numba_s
+        results[f"{kind}_samples"] = len(rasters)
+    print()
+    print(f"{'data':<8} {'Numba':>8} {'Lava float':>11} {'Lava fixed':>11} {'fixed/Numba':>12} {'float agree':>12}")
+    for kind in ("nmnist", "mnist"):
+        n, f, x = (results[f"{kind}_numba_acc"], results[f"{kind}_floating_pt_acc"], results[f"{kind}_fixed_pt_acc"])
+        print(f"{kind:<8} {n:8.4f} {f:11.4f} {x:11.4f} {x / n if n else float('nan'):12.3f} "
+              f"{results[f'{kind}_floating_pt_agree_numba']:12.4f}")
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.deploy", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
+    parser.add_argument("--json", metavar="PATH", help="write the figures as one flat JSON object")
+    parser.add_argument("--seed", type=int, default=0)
+    sub = parser.add_subparsers(dest="what", required=True)
+    p = sub.add_parser("onchip")
+    p.add_argument("--hidden", type=int, default=200)
+    p.add_argument("--train", type=int, default=50000)
+    p.add_argument("--test", type=int, default=10000)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--weight-frac-bits", type=int, default=11)
+    p.add_argument("--impulse", type=int, default=16)
+    p.add_argument("--tau", type=int, default=1)
+    p.add_argument("--delta-scale", type=float, nargs="+", default=[640.0, 64.0])
+    p.add_argument("--skip-float", action="store_true", help="only the integer on-chip emulation")
+    p = sub.add_parser("inference")
+    p.add_argument("--nmnist-checkpoint")
+    p.add_argument("--mnist-checkpoint")
+    p.add_argument("--train", type=int, default=1000, help="training samples when no checkpoint is given")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--mnist-test", type=int, default=1000)
+    p.add_argument("--save-dir", help="keep the checkpoints trained here")
+    args = parser.parse_args(argv)
+    results = bench_onchip(args) if args.what == "onchip" else bench_inference(args)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1, sort_keys=True))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())
