@@ -139,3 +139,26 @@ def test_find_metrics_log_says_what_is_missing(tmp_path):
         find_metrics_log(tmp_path / "nope")
     with pytest.raises(DataNotFoundError, match="no metrics.jsonl or metrics.csv"):
         find_metrics_log(tmp_path)
+
+
+def test_a_failing_sink_does_not_stop_the_others_and_fails_the_run_at_close(tmp_path):
+    from pipeline.errors import BioGradError
+    from sinks.records import SinkSet
+
+    class Broken:
+        closed = False
+
+        def handle(self, record):
+            raise ValueError("disk on fire")
+
+        def close(self):
+            Broken.closed = True
+
+    log = MetricsLog(tmp_path / "m.jsonl")
+    sinks = SinkSet([Broken(), log])
+    for record in synthetic_records(3):
+        sinks.handle(record)
+    with pytest.raises(BioGradError, match="Broken: ValueError: disk on fire"):
+        sinks.close()
+    assert Broken.closed and log._file.closed
+    assert [r["type"] for r in read_metrics(tmp_path / "m.jsonl")].count("metrics") == 3

@@ -78,3 +78,15 @@ def test_report_cli_writes_pngs_and_names_a_missing_run_dir(tmp_path, capsys):
     _check_png(out / "confusion.png")
     assert main(["report", str(tmp_path / "no-such-run")]) == 2
     assert "run directory" in capsys.readouterr().err
+
+
+def test_report_and_sink_commands_name_bad_input(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"type": "metrics", "samples": 1}\n{oops\n{"type": "end"}\n')
+    assert main(["report", str(run)]) == 2
+    assert f"{run / 'metrics.jsonl'}: line 2 is not valid JSON" in capsys.readouterr().err
+    assert main(["sink", "metrics", "--connect", "tcp://127.0.0.1:5999", "--out", str(tmp_path / "m.txt")]) == 2
+    assert "name it .jsonl or .csv" in capsys.readouterr().err
+    assert main(["sink", "metrics", "--connect", "tcp://127.0.0.1:5999", "--out", str(tmp_path / "m.csv")]) == 2
+    assert "CSV needs the number of hidden layers" in capsys.readouterr().err
