@@ -47,17 +47,20 @@ def _connect_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N records (0 = until the end record)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="stop when nothing arrives for S seconds (default: wait)")
+    parser.add_argument("--keys", default="", metavar="DIR",
+                        help="CURVE key folder (`biograd keys DIR`) when the learner's socket is encrypted")
 
 
 def _predictions(args) -> int:
     from sinks.predictions import print_predictions
-    return print_predictions(args.connect, count=args.count, idle_timeout=args.timeout, stream=sys.stdout)
+    return print_predictions(args.connect, count=args.count, idle_timeout=args.timeout, stream=sys.stdout,
+                             keys=args.keys)
 
 
 def _feed(args, sink, types=None, close=True) -> int:
     from sinks.predictions import RecordSubscriber
     from pipeline.protocol import RECORD_TYPES
-    subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES))
+    subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES), keys=args.keys)
     try:
         for record in subscriber.records(count=args.count, idle_timeout=args.timeout):
             sink.handle(record)

@@ -17,9 +17,11 @@ from typing import IO, Iterable, Iterator
 
 import zmq
 
+from pipeline import transport
 from pipeline.errors import BioGradError
-from pipeline.protocol import RECORD_TYPES, ProtocolError, decode, record_message, topic
-from sinks.records import check_record, to_json
+from pipeline.protocol import RECORD_TYPES, record_message
+from pipeline.security import check_bind, secure_server
+from sinks.records import RecordError, check_record, to_json
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,6 @@ log = logging.getLogger(__name__)
 def _check_address(address: str, what: str) -> None:
     if "://" not in address:
         raise BioGradError(f"{what} {address!r}: expected a ZeroMQ address such as tcp://127.0.0.1:5560")
-    if address.startswith("tcp://") and address.split("://", 1)[1].startswith(("*", "0.0.0.0")):
-        raise BioGradError(f"{what} {address!r}: binds every interface; use tcp://127.0.0.1:PORT")
 
 
 class PredictionPublisher:
@@ -36,24 +36,27 @@ class PredictionPublisher:
 
     ``tcp://127.0.0.1:0`` picks a free port; the bound address is
     :attr:`address`. PUB never blocks the learner: a slow subscriber loses
-    messages at the high-water mark instead.
+    messages at the high-water mark instead. ``keys``: CURVE key folder
+    (required for a non-loopback address).
     """
 
-    def __init__(self, address: str, context: zmq.Context | None = None, hwm: int = 10_000):
+    def __init__(self, address: str, context: zmq.Context | None = None, hwm: int = 10_000, keys: str = ""):
         _check_address(address, "predictions address")
         self._context = context or zmq.Context.instance()
-        self._socket = self._context.socket(zmq.PUB)
-        self._socket.setsockopt(zmq.SNDHWM, hwm)
-        self._socket.setsockopt(zmq.LINGER, 1000)
         if address.startswith("tcp://") and address.endswith(":0"):
+            check_bind(address, keys)
+            self._socket = self._context.socket(zmq.PUB)
+            self._socket.setsockopt(zmq.SNDHWM, hwm)
+            if keys:
+                secure_server(self._socket, keys)
             port = self._socket.bind_to_random_port(address.rsplit(":", 1)[0])
             address = f"{address.rsplit(':', 1)[0]}:{port}"
         else:
             try:
-                self._socket.bind(address)
+                self._socket = transport.bind(self._context, zmq.PUB, address, keys, hwm)
             except zmq.ZMQError as exc:
-                self._socket.close(0)
                 raise BioGradError(f"predictions address {address}: cannot bind ({exc})") from None
+        self._socket.setsockopt(zmq.LINGER, 1000)
         self.address = address
         self._seq = 0
         self.published = 0
@@ -61,7 +64,10 @@ class PredictionPublisher:
     def handle(self, record: dict) -> None:
         if record.get("type") != "prediction":
             return
-        self._socket.send_multipart(record_message(check_record(record), seq=self._seq), copy=False)
+        try:
+            self._socket.send_multipart(record_message(check_record(record), seq=self._seq), zmq.NOBLOCK)
+        except zmq.Again:  # never block the learner for a slow subscriber
+            return
         self._seq += 1
         self.published += 1
 
@@ -98,48 +104,45 @@ class PredictionWriter:
 class RecordSubscriber:
     """SUB socket connected to ``address``, yielding sink records of the given ``types``.
 
-    Messages that break the protocol are dropped, counted in :attr:`invalid`
-    and logged (the first few) — one bad sender must not stop a sink.
-    Iteration ends at an ``end`` record when ``types`` include it, after
-    ``count`` records, or when nothing arrives for ``idle_timeout`` seconds
-    (None = wait forever).
+    Built on :class:`pipeline.transport.RecordSubscriber` (protocol checks, CURVE keys);
+    a record that decodes but lacks its documented keys is dropped as well. Dropped
+    messages are counted in :attr:`invalid` and logged, never fatal: one bad sender must
+    not stop a sink. Iteration ends at an ``end`` record when ``types`` include it, after
+    ``count`` records, or when nothing arrives for ``idle_timeout`` seconds (None = wait
+    forever).
     """
 
     def __init__(self, address: str, types: Iterable[str] = tuple(RECORD_TYPES),
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, keys: str = ""):
         _check_address(address, "--connect")
         self.types = tuple(types)
         unknown = [t for t in self.types if t not in RECORD_TYPES]
         if unknown:
             raise BioGradError(f"unknown record type(s) {', '.join(unknown)}; known: {', '.join(RECORD_TYPES)}")
-        self._context = context or zmq.Context.instance()
-        self._socket = self._context.socket(zmq.SUB)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        for kind in self.types:
-            self._socket.setsockopt(zmq.SUBSCRIBE, topic(RECORD_TYPES[kind]))
         try:
-            self._socket.connect(address)
+            self._sub = transport.RecordSubscriber(address, self.types, context or zmq.Context.instance(), keys=keys)
         except zmq.ZMQError as exc:
-            self._socket.close(0)
             raise BioGradError(f"--connect {address}: {exc}") from None
         self.address = address
         self.received = 0
-        self.invalid = 0
+        self._bad_records = 0
+
+    @property
+    def invalid(self) -> int:
+        return self._sub.invalid + self._bad_records
 
     def records(self, count: int = 0, idle_timeout: float | None = None) -> Iterator[dict]:
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
-        deadline_ms = None if idle_timeout is None else int(idle_timeout * 1000)
+        timeout_ms = None if idle_timeout is None else int(idle_timeout * 1000)
         while True:
-            if not poller.poll(deadline_ms):
+            payload = self._sub.recv(timeout_ms)
+            if payload is None:
                 return
-            frames = self._socket.recv_multipart(copy=False)
             try:
-                record = check_record(decode(frames).payload, f"message from {self.address}")
-            except (ProtocolError, BioGradError) as exc:
-                self.invalid += 1
-                if self.invalid <= 5:
-                    log.warning("dropped an invalid message from %s: %s", self.address, exc)
+                record = check_record(payload, f"message from {self.address}")
+            except RecordError as exc:
+                self._bad_records += 1
+                if self._bad_records <= 5:
+                    log.warning("dropped an invalid record from %s: %s", self.address, exc)
                 continue
             self.received += 1
             yield record
@@ -147,14 +150,13 @@ class RecordSubscriber:
                 return
 
     def close(self) -> None:
-        if not self._socket.closed:
-            self._socket.close()
+        self._sub.close()
 
 
 def print_predictions(address: str, count: int = 0, idle_timeout: float | None = None,
-                      stream: IO[str] = sys.stdout) -> int:
+                      stream: IO[str] = sys.stdout, keys: str = "") -> int:
     """``biograd sink predictions``: print prediction records from ``address`` as JSON lines."""
-    subscriber = RecordSubscriber(address, ("prediction", "end"))
+    subscriber = RecordSubscriber(address, ("prediction", "end"), keys=keys)
     writer = PredictionWriter(stream)
     started = time.monotonic()
     try:

@@ -154,9 +154,34 @@ def test_writer_and_addresses(tmp_path):
         assert len(path.read_text().splitlines()) == writer.written   # flushed per line
     writer.close()
     assert writer.written == 3
-    with pytest.raises(BioGradError, match="every interface"):
+    with pytest.raises(BioGradError, match="without encryption"):
         PredictionPublisher("tcp://0.0.0.0:5599")
     with pytest.raises(BioGradError, match="expected a ZeroMQ address"):
         RecordSubscriber("localhost:5599")
     with pytest.raises(BioGradError, match="unknown record type"):
         RecordSubscriber("tcp://127.0.0.1:5599", ("predictions",))
+
+
+def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
+    from pipeline.security import generate_keys, stop_authenticator
+
+    generate_keys(tmp_path / "keys")
+    ctx = zmq.Context()
+    publisher = PredictionPublisher("tcp://127.0.0.1:0", context=ctx, keys=str(tmp_path / "keys"))
+    keyed = RecordSubscriber(publisher.address, ("prediction",), context=ctx, keys=str(tmp_path / "keys"))
+    plain = RecordSubscriber(publisher.address, ("prediction",), context=ctx)
+    got = []
+    feeder = threading.Thread(target=_publish_until, args=(publisher, _predictions(2), lambda: len(got) >= 2),
+                              kwargs={"limit_s": 10})
+    feeder.start()
+    try:
+        got.extend(keyed.records(count=2, idle_timeout=10))
+        feeder.join()
+        assert list(plain.records(idle_timeout=0.3)) == []      # no handshake without the client key
+    finally:
+        feeder.join()
+        for closable in (keyed, plain, publisher):
+            closable.close()
+        stop_authenticator(ctx)
+        ctx.term()
+    assert [r["type"] for r in got] == ["prediction", "prediction"]
