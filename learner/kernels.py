@@ -183,20 +183,25 @@ def layer_backward_event(v, col_ptr, col_t, delta, lam, th, win, amp, h, gwt, gb
     """
     steps = v.shape[0]
     n = v.shape[1]
+    # constants in the array's precision keep float32 arithmetic float32 (vectorisable)
+    zero = np.zeros(1, v.dtype)[0]
+    one = zero + 1
     for t in range(steps - 1, -1, -1):
         vt = v[t]
         ht = h[t]
-        last = t == steps - 1
-        for i in range(n):
-            x = vt[i]
-            psi = amp if abs(x - th) < win else 0.0
-            # h(t) = δ ⊙ g(t) = δ ψ(t) + λ κ(t) h(t+1): δ factors out of the recursion
-            if last:
+        if t == steps - 1:
+            for i in range(n):
+                x = vt[i]
+                psi = amp if abs(x - th) < win else zero
                 ht[i] = delta[i] * psi
-            else:
-                s = 1.0 if x > th else 0.0
-                kappa = 1.0 - s - x * psi
-                ht[i] = delta[i] * psi + lam * kappa * h[t + 1, i]
+        else:
+            # h(t) = δ ⊙ g(t) = δ ψ(t) + λ κ(t) h(t+1): δ factors out of the recursion
+            hn = h[t + 1]
+            for i in range(n):
+                x = vt[i]
+                psi = amp if abs(x - th) < win else zero
+                s = one if x > th else zero
+                ht[i] = delta[i] * psi + lam * (one - s - x * psi) * hn[i]
     for t in range(steps):
         ht = h[t]
         for i in range(n):
@@ -237,6 +242,8 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
     s_in[:] = 0.0
     psi = np.empty(n, dtype=v_rec.dtype)
     kappa = np.empty(n, dtype=v_rec.dtype)
+    zero = np.zeros(1, v_rec.dtype)[0]
+    one = zero + 1
     m = 0
     out_ptr[0] = 0
     for t in range(steps):
@@ -252,11 +259,11 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
         out_ptr[t + 1] = m
         for i in range(n):
             x = vt[i]
-            s = 1.0 if x > th else 0.0
-            psi[i] = amp if abs(x - th) < win else 0.0
-            kappa[i] = 1.0 - s - x * psi[i]
+            s = one if x > th else zero
+            psi[i] = amp if abs(x - th) < win else zero
+            kappa[i] = one - s - x * psi[i]
         for k in range(in_ptr[t], in_ptr[t + 1]):
-            s_in[in_idx[k]] = 1.0
+            s_in[in_idx[k]] = one
         for j in range(n_in):
             sj = s_in[j]
             rrow = rt[j]
@@ -266,11 +273,11 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
                 erow[i] += psi[i] * p
                 rrow[i] = p * kappa[i]
         for i in range(n):
-            p = lam * rb[i] + 1.0
+            p = lam * rb[i] + one
             eb[i] += psi[i] * p
             rb[i] = p * kappa[i]
         for k in range(in_ptr[t], in_ptr[t + 1]):
-            s_in[in_idx[k]] = 0.0
+            s_in[in_idx[k]] = zero
     return m
 
 

@@ -209,9 +209,9 @@ class BioGradLearner:
 
     def _deltas(self, d_out: np.ndarray) -> list[np.ndarray]:
         """δ per weight layer: hidden δ_l = B_l D_out / K, output δ = D_out / K."""
-        k = self.config.timesteps - self.config.error_start
-        deltas = [(np.asarray(b, dtype=np.float64) @ d_out / k).astype(self.dtype) for b in self.feedback]
-        deltas.append((d_out / k).astype(self.dtype))
+        scaled = (d_out / (self.config.timesteps - self.config.error_start)).astype(self.dtype)
+        deltas = [b @ scaled for b in self.feedback]
+        deltas.append(scaled)
         return deltas
 
     def train_sample(self, raster: SpikeRaster, label: int) -> SampleResult:

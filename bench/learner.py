@@ -1,0 +1,257 @@
+"""Learner throughput: event engine vs synapse engine vs a plain NumPy per-synapse baseline.
+
+    BIOGRAD_DATA=../shared/data .venv/bin/python bench/learner.py [--samples 300] [--json PATH]
+
+One run, the same samples for every engine, one core (BLAS and Numba threads
+pinned to 1 before NumPy loads). Rows:
+
+* train: encode raw events + one BioGrad training sample (forward, error phase,
+  eligibility, δ·E accumulation; SGD steps at batch 128 included, sleep off: it is
+  timed on its own, per call);
+* infer: encode raw events + inference (no traces, no error).
+
+N-MNIST: 2312-500-100-10 on nmnist-1k Train; events = raw sensor events of the
+.bin files (binning included in every timing). MNIST: 784-500-100-10, T=20, rate
+code drawn from the image inside the timing; events = expected spikes of that
+code (T * sum(pixel / 255)).
+The slow engines run on the first ``--slow-samples`` of the same samples: the
+figures are rates. Timings use wall time (perf_counter), best of ``--repeat``.
+``--profile`` adds a per-phase breakdown of the event engine.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from learner import kernels  # noqa: E402
+from learner.config import MNIST_LEARNER, NMNIST_LEARNER  # noqa: E402
+from learner.encoding import encode_nmnist, mnist_rate_raster  # noqa: E402
+from learner.network import BioGradLearner  # noqa: E402
+from learner.reference_numpy import NumpyReferenceLearner  # noqa: E402
+from pipeline.data import data_root  # noqa: E402
+from sources.mnist import read_idx  # noqa: E402
+from sources.nmnist import list_split, read_nmnist  # noqa: E402
+
+
+def _best(fn, repeat):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def load_nmnist(root: Path, n: int):
+    items = list_split(root, "train")
+    pick = np.random.default_rng(0).permutation(len(items))[:n]
+    return [(read_nmnist(items[i][0]), items[i][1]) for i in pick]
+
+
+def load_mnist(root: Path, n: int):
+    images = read_idx(root / "train-images-idx3-ubyte.gz")
+    labels = read_idx(root / "train-labels-idx1-ubyte.gz")
+    pick = np.random.default_rng(0).permutation(len(labels))[:n]
+    return [(np.asarray(images[i]), int(labels[i])) for i in pick]
+
+
+def run_dataset(name, cfg, samples, encode, n_events, args, out):
+    """Time train/infer of the three implementations on ``samples``; fill ``out`` with figures."""
+    slow = samples[:args.slow_samples]
+    cfg = replace(cfg, sleep=False)
+    total_events = sum(n_events(s) for s, _ in samples)
+    slow_events = sum(n_events(s) for s, _ in slow)
+    rows = []
+
+    def learner(engine):
+        return BioGradLearner(replace(cfg, engine=engine))
+
+    # warm-up: compile / load the cached kernels outside the timings
+    for engine in ("event", "synapse"):
+        warm = learner(engine)
+        r = encode(samples[0][0])
+        warm.train_sample(r, samples[0][1])
+        warm.predict(r)
+
+    def time_train(engine, subset):
+        def go():
+            lr = learner(engine)
+            for s, y in subset:
+                lr.train_sample(encode(s), y)
+        return _best(go, args.repeat)
+
+    def time_infer(engine, subset):
+        lr = learner(engine)
+        return _best(lambda: [lr.predict(encode(s)) for s, _ in subset], args.repeat)
+
+    def numpy_ref():
+        base = learner("event")
+        return NumpyReferenceLearner(cfg, base.weights, base.biases, base.feedback)
+
+    def time_numpy_train(subset):
+        def go():
+            ref = numpy_ref()
+            for s, y in subset:
+                ref.train_sample(encode(s).to_dense(), y)
+        return _best(go, 1)
+
+    def time_numpy_infer(subset):
+        ref = numpy_ref()
+        return _best(lambda: [ref.predict(encode(s).to_dense()) for s, _ in subset], 1)
+
+    t = {
+        ("train", "event"): (time_train("event", samples), len(samples), total_events),
+        ("train", "synapse"): (time_train("synapse", slow), len(slow), slow_events),
+        ("train", "numpy"): (time_numpy_train(slow), len(slow), slow_events),
+        ("infer", "event"): (time_infer("event", samples), len(samples), total_events),
+        ("infer", "numpy"): (time_numpy_infer(slow), len(slow), slow_events),
+    }
+    for (phase, engine), (secs, n, ev) in t.items():
+        sps, eps = n / secs, ev / secs
+        out[f"{name}_{phase}_{engine}_samples_per_s"] = sps
+        out[f"{name}_{phase}_{engine}_events_per_s"] = eps
+        rows.append((phase, engine, n, sps, eps))
+    for phase in ("train", "infer"):
+        ev_sps = out[f"{name}_{phase}_event_samples_per_s"]
+        for engine in ("synapse", "numpy"):
+            key = f"{name}_{phase}_{engine}_samples_per_s"
+            if key in out:
+                out[f"{name}_{phase}_speedup_event_vs_{engine}"] = ev_sps / out[key]
+    # sleep: one call at the configured M_s, T_s (dense BLAS work, independent of the engine)
+    sl = learner("event")
+    sl.sleep()
+    sleep_s = _best(sl.sleep, max(1, args.repeat))
+    out[f"{name}_sleep_ms"] = sleep_s * 1e3
+    out[f"{name}_mean_events_per_sample"] = total_events / len(samples)
+
+    print(f"\n{name}: {'-'.join(map(str, cfg.layer_sizes))}, T={cfg.timesteps}, "
+          f"{total_events / len(samples):.0f} events/sample, dtype {cfg.dtype}")
+    print(f"  {'phase':6s} {'engine':8s} {'samples':>7s} {'samples/s':>10s} {'events/s':>12s} {'event engine is':>16s}")
+    for phase, engine, n, sps, eps in rows:
+        ratio = out[f"{name}_{phase}_event_samples_per_s"] / sps
+        print(f"  {phase:6s} {engine:8s} {n:7d} {sps:10.1f} {eps:12.3e} {ratio:15.1f}x")
+    print(f"  infer  synapse  (same inference kernel as the event engine: traces are training-only)")
+    print(f"  sleep  {sleep_s * 1e3:.1f} ms per call (M_s={cfg.sleep_noise_samples}, T_s={cfg.sleep_steps}); "
+          f"{sleep_s / cfg.batch_size * 1e3:.2f} ms per sample at one sleep per batch of {cfg.batch_size}")
+
+
+def profile_event_engine(name, cfg, samples, encode, out):
+    """Per-phase wall time of the event engine's training and inference, µs per sample."""
+    lr = BioGradLearner(replace(cfg, sleep=False, batch_size=10 ** 9))
+    rasters = [(encode(s), y) for s, y in samples]
+    n = len(samples)
+    phases = {}
+    phases["encode"] = _best(lambda: [encode(s) for s, _ in samples], 3)
+    checked = [(lr._check(r), y) for r, y in rasters]
+
+    def fwd(layer):
+        def go():
+            for (ptr, idx), _ in checked:
+                for l in range(layer + 1):
+                    lam_l, th_l, _, _ = lr._params[l]
+                    if l == layer:
+                        t0 = time.perf_counter()
+                    kernels.layer_forward(ptr, idx, lr._wt[l], lr.biases[l], lam_l, th_l, lr._v_rec[l],
+                                          lr._col_ptr[l], lr._col_t[l], lr._out_ptr[l], lr._out_idx[l])
+                    if l == layer:
+                        acc[0] += time.perf_counter() - t0
+                    ptr, idx = lr._out_ptr[l], lr._out_idx[l]
+        acc = [0.0]
+        go()
+        acc[0] = 0.0
+        go()
+        return acc[0]
+
+    for l in range(cfg.n_layers):
+        phases[f"forward layer {l + 1}"] = fwd(l)
+    # backward: one full forward per sample, then time the error phase and backward kernels
+    t_err = 0.0
+    t_bwd = [0.0] * cfg.n_layers
+    for (ptr, idx), y in checked:
+        lr._forward(ptr, idx)
+        t0 = time.perf_counter()
+        counts, d_out, _ = kernels.error_phase(lr._out_ptr[-1], lr._out_idx[-1], cfg.layer_sizes[-1],
+                                               cfg.error_start, y)
+        deltas = lr._deltas(d_out)
+        t_err += time.perf_counter() - t0
+        for l in range(cfg.n_layers):
+            lam, th, win, amp = lr._params[l]
+            t0 = time.perf_counter()
+            lr._n_rows[l] = kernels.layer_backward_event(
+                lr._v_rec[l], lr._col_ptr[l], lr._col_t[l], deltas[l], lam, th, win, amp,
+                lr._h[l], lr._gwt[l], lr._gb[l], lr._touched[l], lr._rows[l], lr._n_rows[l])
+            t_bwd[l] += time.perf_counter() - t0
+    phases["error phase + deltas"] = t_err
+    for l in range(cfg.n_layers):
+        phases[f"backward layer {l + 1}"] = t_bwd[l]
+    lr.batch_fill = cfg.batch_size
+    phases["SGD step (per 128-sample batch, amortised)"] = _best(lr._apply_update, 1) * n / cfg.batch_size
+    print(f"\n{name} event-engine profile (µs per sample, {n} samples):")
+    for k, v in phases.items():
+        us = v / n * 1e6
+        out[f"{name}_profile_{k.split(' (')[0].replace(' ', '_').replace('+', 'and')}_us"] = us
+        print(f"  {k:45s} {us:9.1f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None, help="data root (default: $BIOGRAD_DATA)")
+    ap.add_argument("--samples", type=int, default=300, help="samples for the event engine (default 300)")
+    ap.add_argument("--slow-samples", type=int, default=6,
+                    help="first N of the same samples for the synapse and NumPy engines (default 6)")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N timings of the fast engines")
+    ap.add_argument("--dataset", choices=["nmnist", "mnist", "both"], default="both")
+    ap.add_argument("--profile", action="store_true", help="per-phase breakdown of the event engine")
+    ap.add_argument("--json", default=None, help="write the figures as one flat JSON object")
+    args = ap.parse_args(argv)
+    root = data_root(args.data)
+    out: dict[str, float] = {"samples": args.samples, "slow_samples": args.slow_samples}
+
+    if args.dataset in ("nmnist", "both"):
+        data = load_nmnist(root / "nmnist-1k", args.samples)
+        run_dataset("nmnist", NMNIST_LEARNER, data, encode_nmnist, lambda s: int(s.shape[0]), args, out)
+        out["nmnist_infer_events_per_s"] = out["nmnist_infer_event_events_per_s"]
+        if args.profile:
+            profile_event_engine("nmnist", NMNIST_LEARNER, data, encode_nmnist, out)
+    if args.dataset in ("mnist", "both"):
+        data = load_mnist(root / "mnist", args.samples)
+        enc_rng = np.random.default_rng(1)
+
+        def encode_mnist(image):
+            return mnist_rate_raster(image, MNIST_LEARNER.timesteps, enc_rng)
+
+        def expected_spikes(image):
+            # events of the rate code: its expected spike count T * sum(pixel / 255)
+            return int(round(MNIST_LEARNER.timesteps * float(np.sum(image, dtype=np.float64)) / 255.0))
+
+        run_dataset("mnist", MNIST_LEARNER, data, encode_mnist, expected_spikes, args, out)
+        if args.profile:
+            profile_event_engine("mnist", MNIST_LEARNER, data, encode_mnist, out)
+
+    print()
+    if "nmnist_infer_events_per_s" in out:
+        print(f"N-MNIST inference, event engine (binning included, one core): "
+              f"{out['nmnist_infer_events_per_s'] / 1e6:.2f} M raw events/s (target >= 12 M)")
+        print(f"N-MNIST training speed-up, event engine vs NumPy per-synapse baseline: "
+              f"{out['nmnist_train_speedup_event_vs_numpy']:.0f}x (target >= 30x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
