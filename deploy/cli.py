@@ -1,0 +1,186 @@
+"""``biograd deploy export|run|learn``: the network on Loihi through Lava."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import add_config_options, run_config_from_args
+from pipeline.errors import BioGradError
+
+BACKEND_CHOICES = ("floating_pt", "fixed_pt", "loihi2-hw")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("deploy", help="Lava / Loihi 2: fixed-point export, on-chip inference and learning",
+                              description="Put a learner checkpoint on Loihi 2 through Lava: CPU simulation "
+                                          "(floating_pt, fixed_pt) here, a chip with lava-loihi (loihi2-hw).")
+    sub = p.add_subparsers(dest="deploy_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    e = sub.add_parser("export", help="quantise a checkpoint to Loihi integers and report the error per layer")
+    e.add_argument("checkpoint", help="learner checkpoint (.npz)")
+    e.add_argument("--out", metavar="FILE", help="write the integer network (.npz: W{l}, weight_exp{l}, "
+                                                  "bias_mant{l}, bias_exp{l}, vth{l}, du{l}, dv{l}, w_lsb{l})")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_config_options(e)
+    e.set_defaults(func=cmd_export)
+
+    r = sub.add_parser("run", help="on-chip inference of a checkpoint on a dataset split")
+    r.add_argument("checkpoint", help="learner checkpoint (.npz)")
+    r.add_argument("--dataset", choices=("nmnist", "mnist"), default="nmnist")
+    r.add_argument("--split", default="test")
+    r.add_argument("--limit", type=int, default=100, help="samples (0 = whole split)")
+    r.add_argument("--backend", choices=BACKEND_CHOICES, help="overrides deploy.backend")
+    r.add_argument("--compare", action="store_true", help="also run the Numba learner on the same input")
+    add_config_options(r)
+    r.set_defaults(func=cmd_run)
+
+    lr = sub.add_parser("learn", help="on-chip continual learning (Lava graph or its integer-exact emulation)")
+    lr.add_argument("checkpoint", nargs="?", help="start from this checkpoint (default: fresh 1-hidden-layer net)")
+    lr.add_argument("--dataset", choices=("nmnist", "mnist"), default="mnist")
+    lr.add_argument("--hidden", type=int, default=200, help="hidden size of a fresh network")
+    lr.add_argument("--train", type=int, default=1000, help="training samples (one pass)")
+    lr.add_argument("--test", type=int, default=1000, help="test samples evaluated after learning")
+    lr.add_argument("--engine", choices=("emulate", "lava"), default="emulate",
+                    help="emulate: Numba, integer-identical to Lava fixed_pt; lava: the Lava process graph")
+    lr.add_argument("--backend", choices=BACKEND_CHOICES, help="for --engine lava (overrides deploy.backend)")
+    lr.add_argument("--out", metavar="FILE", help="save the learned network as a learner checkpoint (.npz)")
+    lr.add_argument("--seed", type=int, default=0)
+    add_config_options(lr)
+    lr.set_defaults(func=cmd_learn)
+
+
+def _config(args):
+    cfg = run_config_from_args(args).deploy
+    if getattr(args, "backend", None):
+        cfg = replace(cfg, backend=args.backend)
+    return cfg
+
+
+def _data_root(args):
+    from pipeline.data import data_root
+    return data_root(args.data)
+
+
+def cmd_export(args) -> int:
+    from deploy.params import NetworkParams
+    from deploy.quantize import format_report, quantization_report, quantize_network
+
+    cfg = _config(args)
+    params = NetworkParams.from_checkpoint(args.checkpoint)
+    layers = quantize_network(params, None if cfg.weight_exp < 0 else cfg.weight_exp)
+    report = quantization_report(params, layers)
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.out:
+        arrays = {}
+        for l, q in enumerate(layers):
+            arrays.update({f"W{l}": q.weights, f"weight_exp{l}": np.array(q.weight_exp),
+                           f"bias_mant{l}": q.bias_mant, f"bias_exp{l}": np.array(q.bias_exp),
+                           f"vth{l}": np.array(q.vth), f"du{l}": np.array(q.du), f"dv{l}": np.array(q.dv),
+                           f"w_lsb{l}": np.array(q.w_lsb)})
+        arrays["timesteps"] = np.array(params.timesteps)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out, **arrays)
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from deploy.backend import run_config
+    from deploy.data import load_rasters
+    from deploy.inference import run_inference
+    from deploy.params import NetworkParams
+    from deploy.quantize import quantize_network
+
+    cfg = _config(args)
+    run_config(cfg.backend)      # a missing chip is reported before any data is read
+    params = NetworkParams.from_checkpoint(args.checkpoint)
+    _check_dataset(params, args.dataset, args.checkpoint)
+    rasters, labels = load_rasters(args.dataset, args.split, _data_root(args), limit=args.limit,
+                                   timesteps=params.timesteps)
+    fixed = quantize_network(params, None if cfg.weight_exp < 0 else cfg.weight_exp)
+    res = run_inference(params, rasters, cfg.backend, fixed=fixed)
+    acc = float(np.mean(res.predictions == labels))
+    print(f"{args.dataset} {args.split}: {len(labels)} samples, Lava {cfg.backend} accuracy {acc:.4f} "
+          f"({res.steps} steps in {res.seconds:.1f} s, {res.steps / res.seconds:.0f} steps/s)")
+    if args.compare:
+        from learner.network import BioGradLearner
+        learner = BioGradLearner.load(args.checkpoint)
+        pred = np.array([learner.predict(r)[0] for r in rasters])
+        print(f"Numba learner accuracy {np.mean(pred == labels):.4f}; same prediction as Lava on "
+              f"{np.mean(pred == res.predictions):.4f} of the samples")
+    return 0
+
+
+def _check_dataset(params, dataset: str, source) -> None:
+    n_in = {"nmnist": 2312, "mnist": 784}[dataset]
+    if params.layer_sizes[0] != n_in:
+        raise BioGradError(f"{source}: the network has {params.layer_sizes[0]} inputs but {dataset} gives {n_in}")
+
+
+def cmd_learn(args) -> int:
+    from deploy.data import load_rasters
+    from deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from deploy.params import NetworkParams
+    from learner.config import LearnerConfig
+    from learner.network import BioGradLearner
+
+    cfg = _config(args)
+    if args.engine == "lava":
+        from deploy.backend import run_config
+        if cfg.backend == "floating_pt":
+            raise BioGradError("on-chip learning runs in integers: use --backend fixed_pt or loihi2-hw")
+        run_config(cfg.backend)
+    if args.checkpoint:
+        learner = BioGradLearner.load(args.checkpoint)
+    else:
+        n_in, T, te = (784, 20, 5) if args.dataset == "mnist" else (2312, 60, 19)
+        learner = BioGradLearner(LearnerConfig(layer_sizes=(n_in, args.hidden, 10), timesteps=T, error_start=te,
+                                               dtype="float64", sleep=False, batch_size=1, seed=args.seed))
+    params = NetworkParams.from_learner(learner)
+    _check_dataset(params, args.dataset, args.checkpoint or "fresh network")
+    root = _data_root(args)
+    train, train_lab = load_rasters(args.dataset, "train", root, limit=args.train, seed=args.seed,
+                                    timesteps=params.timesteps)
+    test, test_lab = load_rasters(args.dataset, "test", root, limit=args.test, seed=args.seed,
+                                  timesteps=params.timesteps)
+    order = np.random.default_rng(args.seed).permutation(len(train))
+    train = [train[k] for k in order]
+    train_lab = np.asarray(train_lab)[order]
+    plan = plan_onchip(params, lr=cfg.onchip_lr, weight_frac_bits=cfg.weight_frac_bits,
+                       impulse=cfg.trace_impulse, tau=cfg.trace_tau, delta_scale=cfg.delta_scale,
+                       rng_seed=cfg.rng_seed)
+    for l, lay in enumerate(plan.layers):
+        print(f"layer {l}: dw = {lay.dw}  (learning rate {lay.lr:.3g}), dt = {plan.dt}")
+    start = time.perf_counter()
+    if args.engine == "lava":
+        net = LavaOnChip(plan, train, train_lab, backend=cfg.backend)
+        try:
+            net.run(net.total_steps)
+            counts = net.output_counts()
+            weights = net.state()["weights"]
+        finally:
+            net.stop()
+        learned = replace(plan, layers=tuple(replace(lay, weights=w.astype(np.int32))
+                                             for lay, w in zip(plan.layers, weights)))
+        emu = OnChipEmulator(learned, 1)
+    else:
+        emu = OnChipEmulator(plan, len(train) * plan.period + 1)
+        counts = np.array([emu.run_sample(r.to_dense(), train_lab) for r in train])
+    secs = time.perf_counter() - start
+    train_acc = float(np.mean(np.argmax(counts, axis=1) == train_lab))
+    test_acc = float(np.mean([np.argmax(emu.infer_sample(r.to_dense())) == l for r, l in zip(test, test_lab)]))
+    print(f"on-chip learning ({args.engine}): {len(train)} samples in {secs:.1f} s, running train accuracy "
+          f"{train_acc:.4f}; test accuracy {test_acc:.4f} on {len(test)} samples")
+    if args.out:
+        for l in range(params.n_layers):
+            learner.weights[l][...] = emu.w[l] * plan.w_lsb
+        path = learner.save(args.out)
+        print(f"wrote {path} (learned weights; biases and feedback as exported)")
+    return 0

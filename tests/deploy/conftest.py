@@ -1,0 +1,17 @@
+"""Fixtures of the deployment tests."""
+from __future__ import annotations
+
+import pytest
+
+from deploy.params import NetworkParams
+from deploy_helpers import small_learner
+
+
+@pytest.fixture
+def learner():
+    return small_learner()
+
+
+@pytest.fixture
+def params(learner):
+    return NetworkParams.from_learner(learner)

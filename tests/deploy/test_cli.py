@@ -1,0 +1,47 @@
+"""``biograd deploy export|run|learn`` end to end on small networks."""
+import numpy as np
+
+from learner.network import BioGradLearner
+from pipeline.cli import main
+from deploy_helpers import small_learner
+
+
+def test_export_writes_the_integer_network(learner, tmp_path, capsys):
+    ckpt = learner.save(tmp_path / "net.npz")
+    out = tmp_path / "loihi.npz"
+    assert main(["deploy", "export", str(ckpt), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "W rel rms" in text and "16x40" in text
+    with np.load(out, allow_pickle=False) as z:
+        w0 = z["W0"]
+        assert w0.shape == (16, 40) and np.all(w0 % 2 == 0) and np.abs(w0).max() <= 254
+        assert int(z["dv0"]) == round(4096 * 0.7) and int(z["timesteps"]) == 10
+
+
+def test_export_of_a_broken_file_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["deploy", "export", str(bad)]) == 2
+    assert "broken.npz" in capsys.readouterr().err
+
+
+def test_run_on_real_mnist_compares_with_the_learner(tmp_path, data_dir, capsys):
+    learner = small_learner(sizes=(784, 20, 10), T=20, te=5, seed=2)
+    ckpt = learner.save(tmp_path / "mnist.npz")
+    assert main(["deploy", "run", str(ckpt), "--dataset", "mnist", "--limit", "4", "--backend", "floating_pt",
+                 "--compare", "--data", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Lava floating_pt accuracy" in out and "same prediction as Lava on 1.0000" in out
+
+
+def test_learn_emulated_on_real_mnist_saves_a_checkpoint(tmp_path, data_dir, capsys):
+    out = tmp_path / "learned.npz"
+    assert main(["deploy", "learn", "--dataset", "mnist", "--hidden", "16", "--train", "30", "--test", "10",
+                 "--out", str(out), "--data", str(data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "on-chip learning (emulate): 30 samples" in text and "test accuracy" in text
+    learned = BioGradLearner.load(out)
+    assert learned.config.layer_sizes == (784, 16, 10)
+    # weights sit on the on-chip grid (2^-11)
+    w = learned.weights[0] * 2 ** 11
+    np.testing.assert_array_equal(w, np.round(w))
