@@ -58,6 +58,7 @@ class MsgType(enum.IntEnum):
     EVAL = 11
     CHECKPOINT = 12
     END = 13
+    STREAM_ACK = 14    # learner -> source on the output socket: JSON {"seq"}, the STREAM_END received
 
 
 class Phase(enum.IntEnum):
@@ -72,14 +73,16 @@ RECORD_TYPES = {
     "prediction": MsgType.PREDICTION, "metrics": MsgType.METRICS, "sleep": MsgType.SLEEP,
     "eval": MsgType.EVAL, "checkpoint": MsgType.CHECKPOINT, "end": MsgType.END,
 }
-JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, *RECORD_TYPES.values()}
+JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, MsgType.STREAM_ACK,
+              *RECORD_TYPES.values()}
 SAMPLE_TYPES = {MsgType.SAMPLE_START, MsgType.EVENTS, MsgType.SAMPLE_END}
 _NO_GEOMETRY = (0, 0)
 
 
-def topic(msg_type: MsgType) -> bytes:
-    """Header prefix of ``msg_type``: a SUB socket subscribing to it gets only that type."""
-    return MAGIC + bytes([PROTOCOL_VERSION, int(msg_type)])
+def topic(msg_type: MsgType, stream_id: int | None = None) -> bytes:
+    """Header prefix of ``msg_type`` (and ``stream_id``): a SUB socket subscribing to it gets only those."""
+    prefix = MAGIC + bytes([PROTOCOL_VERSION, int(msg_type)])
+    return prefix if stream_id is None else prefix + struct.pack("<I", stream_id & 0xFFFFFFFF)
 
 
 @dataclass(frozen=True)

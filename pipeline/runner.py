@@ -194,6 +194,8 @@ class LearnerStage:
                      item.payload.get("kind"))
         elif t == MsgType.STREAM_END:
             log.info("stream %08x ended: %s", item.stream_id, item.payload)
+            if self.publisher is not None:
+                self.publisher.ack(item.stream_id, item.seq)
 
     def _control(self, payload: dict) -> None:
         command = payload["command"]
@@ -363,7 +365,8 @@ class LearnerStage:
         """Final metrics, final checkpoint, the end record; closes the progress bar."""
         if self._pbar is not None:
             self._pbar.close()
-        self.metrics()
+        if self._since_metrics:
+            self.metrics()
         path = self.checkpoint(final=True)
         self.emit({"type": "end", "reason": reason, "samples": int(self.learner.samples_seen),
                    "processed": self.processed, "events": self.events, **self._counters(),
@@ -414,47 +417,76 @@ def _split_config(cfg, split: str):
     return replace(src, split=split, shuffle=src.shuffle if split == "train" else False)
 
 
-def iter_split(cfg, data_root, split: str, epoch: int, skip: int = 0):
-    """(index, Sample) of one pass over ``split`` in the source's seeded order for ``epoch``."""
+def open_split(cfg, data_root, split: str):
+    """The dataset of ``split`` (``sources.open_source``); test splits are never shuffled."""
     from sources import open_source
-    dataset = open_source(_split_config(cfg, split), data_root, epoch=epoch, skip=skip)
-    for i, sample in enumerate(dataset):
+    dataset = open_source(_split_config(cfg, split), data_root)
+    if not hasattr(dataset, "iter_epoch"):
+        raise ConfigError(f"source.kind = {cfg.source.kind!r} is a stream, not a dataset: use `biograd live`")
+    return dataset
+
+
+def iter_split(cfg, data_root, split: str, epoch: int, skip: int = 0):
+    """(index, Sample) of one pass over ``split`` in the source's seeded order of ``epoch``."""
+    dataset = open_split(cfg, data_root, split)
+    for i, sample in enumerate(dataset.iter_epoch(epoch, skip)):
         yield skip + i, sample
 
 
-def split_length(cfg, data_root, split: str) -> int | None:
-    from sources import open_source
-    try:
-        return len(open_source(_split_config(cfg, split), data_root))
-    except TypeError:
-        return None
+def split_length(cfg, data_root, split: str) -> int:
+    return len(open_split(cfg, data_root, split))
+
+
+class Pacer:
+    """``source.speed`` > 0 replays datasets in (scaled) real time: a sample is sent once the
+    previous samples' durations (last minus first timestamp), divided by ``speed``, have passed."""
+
+    def __init__(self, speed: float, stop: threading.Event):
+        self.speed, self.stop = speed, stop
+        self._start = time.monotonic()
+        self._due = 0.0
+
+    def wait(self, events: np.ndarray) -> None:
+        if self.speed <= 0:
+            return
+        delay = self._start + self._due - time.monotonic()
+        if delay > 0:
+            self.stop.wait(delay)
+        if events.size:
+            self._due += (int(events["t"][-1]) - int(events["t"][0])) / 1e6 / self.speed
 
 
 def run_replay_source(cfg, data_root, address: str, stop: threading.Event, position: dict | None = None,
                       ctx: zmq.Context | None = None, name: str = "replay", keys: str = "",
-                      epochs: int | None = None) -> int:
+                      epochs: int | None = None, ack_address: str | None = None) -> int:
     """Send every epoch (train split, then test split) from ``position`` on; returns samples sent."""
-    position = position or {"epoch": 0, "next_index": 0, "train_done": False}
     epochs = epochs or cfg.source.epochs
+    if position is None:
+        # source.skip counts samples of the whole run, as the datasets do.
+        epoch, index = divmod(cfg.source.skip, max(1, split_length(cfg, data_root, "train")))
+        position = {"epoch": epoch, "next_index": index, "train_done": False}
     p = cfg.pipeline
     has_test = cfg.source.kind in ("nmnist", "mnist")
     start_epoch = int(position["epoch"])
     total = 0
-    train_len = split_length(cfg, data_root, "train") or 0
-    test_len = (split_length(cfg, data_root, "test") or 0) if has_test else 0
+    train_len = split_length(cfg, data_root, "train")
+    test_len = split_length(cfg, data_root, "test") if has_test else 0
     for e in range(start_epoch, epochs):
         if not (e == start_epoch and position.get("train_done")):
             total += train_len - (int(position["next_index"]) if e == start_epoch else 0)
         total += test_len
     sender = Sender(address, ctx, flow=flow_mode(cfg, live=False), hwm=p.hwm, queue=p.queue, keys=keys,
-                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop, total=total)
+                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop, total=total,
+                    ack_address=ack_address)
     sent = 0
+    pacer = Pacer(cfg.source.speed, stop)
     try:
         for epoch in range(start_epoch, epochs):
             if not (epoch == start_epoch and position.get("train_done")):
                 skip = int(position["next_index"]) if epoch == start_epoch else 0
                 n = 0
                 for index, sample in iter_split(cfg, data_root, "train", epoch, skip):
+                    pacer.wait(sample.events)
                     if stop.is_set():
                         return sent
                     sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
@@ -465,6 +497,7 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
             if has_test:
                 n = 0
                 for index, sample in iter_split(cfg, data_root, "test", epoch):
+                    pacer.wait(sample.events)
                     if stop.is_set():
                         return sent
                     sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
@@ -480,14 +513,15 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
 
 
 def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zmq.Context | None = None,
-                    name: str = "live", keys: str = "", window=None) -> int:
+                    name: str = "live", keys: str = "", window=None, ack_address: str | None = None) -> int:
     """Packets from a camera / DV stream / recording, cut into windows, sent as live samples."""
     from sources import open_source
     p = cfg.pipeline
     stream = open_source(cfg.source, data_root)
     windower = window if window is not None else _make_windower(cfg, stream)
     sender = Sender(address, ctx, flow=flow_mode(cfg, live=True), hwm=p.hwm, queue=p.queue, keys=keys,
-                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop)
+                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop,
+                    ack_address=ack_address)
     sent = 0
     try:
         for packet in stream:
@@ -547,8 +581,8 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
                 start_source=None, exit_on_end: bool = True, live: bool = False) -> dict:
     """Bind the learner's sockets, optionally start a source, learn until the end; a summary dict.
 
-    ``start_source(input_address, ctx, stop, position)`` starts the source stage (thread or
-    process) and returns an ``alive()`` callable and a ``join()`` callable.
+    ``start_source(input_address, output_address, ctx, stop, position)`` starts the source
+    stage (thread or process) and returns an ``alive()`` callable and a ``join()`` callable.
     """
     from sinks.checkpoints import CheckpointManager
     stop = stop or threading.Event()
@@ -571,7 +605,7 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
         log.info("learner listening: input %s, control %s, output %s", ep.input, ep.control, ep.output)
         alive = lambda: True  # noqa: E731
         if start_source is not None:
-            alive, join = start_source(connect_address(ep.input), ctx, stop, position)
+            alive, join = start_source(connect_address(ep.input), connect_address(ep.output), ctx, stop, position)
         reason = stage.run(receiver, stop, exit_on_end=exit_on_end, alive=alive)
         stop.set()  # tells an in-process source to stop too
         stage.finish(reason)
@@ -600,13 +634,13 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
 
 
 def thread_source(target):
-    """A ``start_source`` running ``target(address, ctx, stop, position)`` in a thread."""
-    def start(address, ctx, stop, position):
+    """A ``start_source`` running ``target(address, output, ctx, stop, position)`` in a thread."""
+    def start(address, output, ctx, stop, position):
         errors = []
 
         def body():
             try:
-                target(address, ctx, stop, position)
+                target(address, output, ctx, stop, position)
             except BaseException as exc:  # surfaced in join(): a failing source fails the run
                 errors.append(exc)
                 log.error("source failed: %s", exc)
@@ -624,8 +658,8 @@ def thread_source(target):
 
 def process_source(argv: list[str], env: dict | None = None):
     """A ``start_source`` running ``biograd source …`` as a child process."""
-    def start(address, ctx, stop, position):
-        args = [sys.executable, "-m", "pipeline.cli", "source", "--connect", address, *argv]
+    def start(address, output, ctx, stop, position):
+        args = [sys.executable, "-m", "pipeline.cli", "source", "--connect", address, "--ack", output, *argv]
         if position:
             args += ["--position", json.dumps(position)]
         proc = subprocess.Popen(args, env=env)
@@ -650,8 +684,8 @@ def replay(cfg, data_root, resume: str | None = None, stop: threading.Event | No
     if epochs:
         cfg = replace(cfg, source=replace(cfg.source, epochs=epochs))
     if cfg.pipeline.transport == "inproc":
-        start = thread_source(lambda address, ctx, stop_, position: run_replay_source(
-            cfg, data_root, address, stop_, position, ctx=ctx, keys=cfg.pipeline.keys))
+        start = thread_source(lambda address, output, ctx, stop_, position: run_replay_source(
+            cfg, data_root, address, stop_, position, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output))
     else:
         config_file = Path(cfg.sinks.run_dir) / "config.toml"
         start = process_source(["--config", str(config_file), "--data", str(data_root)])
@@ -660,8 +694,8 @@ def replay(cfg, data_root, resume: str | None = None, stop: threading.Event | No
 
 def live(cfg, data_root, resume: str | None = None, stop: threading.Event | None = None) -> dict:
     """Camera / DV network stream / recording → learner → sinks, in real time (drop oldest)."""
-    start = thread_source(lambda address, ctx, stop_, position: run_live_source(
-        cfg, data_root, address, stop_, ctx=ctx, keys=cfg.pipeline.keys))
+    start = thread_source(lambda address, output, ctx, stop_, position: run_live_source(
+        cfg, data_root, address, stop_, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output))
     return run_learner(cfg, data_root, resume, stop, start, live=True)
 
 

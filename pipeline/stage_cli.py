@@ -8,7 +8,6 @@ import threading
 from dataclasses import replace
 
 from pipeline.cli import add_config_options, run_config_from_args
-from pipeline.config import load_toml, parse_override
 from pipeline.errors import BioGradError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -16,17 +15,6 @@ log = logging.getLogger(__name__)
 #: Epochs of a replay when neither the config nor the command line says (``make run``).
 DEFAULT_REPLAY_EPOCHS = 3
 LIVE_KINDS = ("camera", "dvstream", "aedat")
-
-
-def _explicit(args, section: str, key: str) -> bool:
-    """Whether ``section.key`` was given in --config or --set (not just a default)."""
-    for text in args.overrides:
-        path, _ = parse_override(text)
-        if path == [section, key]:
-            return True
-    if args.config:
-        return key in (load_toml(args.config).get(section) or {})
-    return False
 
 
 def _config(args):
@@ -50,7 +38,10 @@ def _print_summary(summary: dict) -> None:
 def cmd_replay(args) -> int:
     from pipeline.runner import replay
     cfg = _config(args)
-    epochs = args.epochs or (None if _explicit(args, "source", "epochs") else DEFAULT_REPLAY_EPOCHS)
+    # `biograd replay` with no configuration at all is the `make run` demo: a few epochs.
+    # Any --config/--set means the configuration decides (source.epochs).
+    demo = not args.config and not args.overrides
+    epochs = args.epochs or (DEFAULT_REPLAY_EPOCHS if demo else None)
     print(f"run dir: {cfg.sinks.run_dir}")
     summary = replay(cfg, _data_root(args), resume=args.resume, epochs=epochs, stop=_stop_on_signals())
     _print_summary(summary)
@@ -93,15 +84,22 @@ def cmd_learner(args) -> int:
 
 def cmd_source(args) -> int:
     from pipeline.runner import run_live_source, run_replay_source
-    from pipeline.transport import connect_address, endpoints
+    from pipeline.transport import ack_address_for, connect_address, endpoints
     cfg = _config(args)
     p = cfg.pipeline
     address = args.connect or connect_address(endpoints(replace(p, transport=p.transport if p.transport != "inproc"
                                                                 else "tcp")).input)
+    ack = args.ack
+    if ack is None:
+        try:
+            ack = ack_address_for(address)
+        except ValueError as exc:
+            log.warning("%s: the end of the stream will not be confirmed", exc)
     stop = _stop_on_signals()
     live = args.live or cfg.source.kind in ("camera", "dvstream")
     if live:
-        sent = run_live_source(cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys)
+        sent = run_live_source(cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys,
+                               ack_address=ack)
     else:
         position = json.loads(args.position) if args.position else None
         if position is None and args.skip:
@@ -109,7 +107,7 @@ def cmd_source(args) -> int:
         elif position is None and args.start_epoch:
             position = {"epoch": args.start_epoch, "next_index": 0, "train_done": False}
         sent = run_replay_source(cfg, _data_root(args), address, stop, position, name=args.name or "replay",
-                                 keys=p.keys)
+                                 keys=p.keys, ack_address=ack)
     log.info("source: %d samples sent to %s", sent, address)
     return 0
 
@@ -143,8 +141,8 @@ def register(subparsers) -> None:
                                           "Per epoch: the train split, then the test split (eval record).")
     add_config_options(p)
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (dir, learner.npz or run dir)")
-    p.add_argument("--epochs", type=int, help=f"epochs (default: source.epochs if configured, else "
-                                              f"{DEFAULT_REPLAY_EPOCHS})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default source.epochs; {DEFAULT_REPLAY_EPOCHS} "
+                                              f"when no --config/--set is given)")
     p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
     p.set_defaults(func=cmd_replay)
 
@@ -163,6 +161,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("source", help="stand-alone source stage: send samples to a learner")
     add_config_options(p)
     p.add_argument("--connect", metavar="ADDR", help="learner input address (default from [pipeline])")
+    p.add_argument("--ack", metavar="ADDR", help="learner output address that confirms the end of the stream "
+                                                 "(default: derived from --connect: tcp port + 2, ipc ...-output)")
     p.add_argument("--name", help="source name; a restarted source with the same name replaces the old stream")
     p.add_argument("--live", action="store_true", help="window a packet stream (default for camera/dvstream)")
     p.add_argument("--start-epoch", type=int, default=0)

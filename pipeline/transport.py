@@ -87,6 +87,10 @@ def connect(ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int 
     # A restarted learner is found again quickly.
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    if kind == zmq.PUSH:
+        # Queue only on completed connections: without it, libzmq 4.3 over ipc with a small
+        # high-water mark was seen to lose the last messages of a closing PUSH socket.
+        sock.setsockopt(zmq.IMMEDIATE, 1)
     if keys:
         secure_client(sock, keys)
     sock.connect(address)
@@ -110,7 +114,8 @@ class Sender:
 
     def __init__(self, address: str, ctx: zmq.Context | None = None, flow: str = "block", hwm: int = 1000,
                  queue: int = 64, keys: str = "", name: str = "source", kind: str = "",
-                 packet_events: int = 0, stop: threading.Event | None = None, total: int | None = None):
+                 packet_events: int = 0, stop: threading.Event | None = None, total: int | None = None,
+                 ack_address: str | None = None, ack_timeout_s: float = 120.0):
         if flow not in ("block", "drop"):
             raise ValueError(f"flow must be 'block' or 'drop', got {flow!r}")
         self.ctx = ctx or zmq.Context.instance()
@@ -124,6 +129,14 @@ class Sender:
         self.stop = stop or threading.Event()
         self._pending: collections.deque[list[list]] = collections.deque()
         self._queue = queue
+        # The learner confirms STREAM_END on its output socket; until then this socket stays
+        # open, because libzmq may discard what a closed peer left unread (see close()).
+        self.ack_timeout_s = ack_timeout_s
+        self.acked = False
+        self._ack = None
+        if ack_address:
+            self._ack = connect(self.ctx, zmq.SUB, ack_address, keys, linger_ms=0)
+            self._ack.setsockopt(zmq.SUBSCRIBE, protocol.topic(MsgType.STREAM_ACK, self.stream_id))
         self._send_unit([self._frames(Message(MsgType.STREAM_START, payload={
             "name": name, "kind": kind, "pid": os.getpid(), "host": _socket.gethostname(), "flow": flow,
             **({"total": int(total)} if total else {})}))])
@@ -192,7 +205,16 @@ class Sender:
         self._send_blocking(list(frames))
 
     def close(self, reason: str = "done", timeout_s: float = 5.0) -> None:
-        """Flush what is queued, then STREAM_END (a clean finish), waiting at most ``timeout_s``."""
+        """Flush what is queued, send STREAM_END, wait for the learner's STREAM_ACK, close.
+
+        Why wait: libzmq 4.3 over ipc drops what a receiver had not read yet when the
+        sending peer disconnects while the receiver's queue is at its high-water mark
+        (zeromq/libzmq#4660), whatever LINGER says. Keeping the connection until the
+        learner confirms the last message makes the end of a stream lossless. Without an
+        ack address it falls back to LINGER (``timeout_s``).
+        """
+        if self.stop.is_set():
+            timeout_s = min(timeout_s, 0.5)  # stopping: the learner may not read any more
         deadline = time.monotonic() + timeout_s
         while self._pending and time.monotonic() < deadline and not self.stop.is_set():
             self._flush_nowait()
@@ -200,16 +222,47 @@ class Sender:
                 self.sock.poll(10, zmq.POLLOUT)
         self.dropped += len(self._pending)
         self._pending.clear()
+        end_seq = self.seq
         end = self._frames(Message(MsgType.STREAM_END, payload={
             "reason": reason, "samples": self.sent_samples, "dropped": self.dropped}))
         remaining = max(0.0, deadline - time.monotonic())
         if self.sock.poll(int(remaining * 1000), zmq.POLLOUT):
             _send(self.sock, end, zmq.NOBLOCK)
+            if self._ack is not None and not self.stop.is_set():
+                self.acked = self._wait_ack(end_seq)
         else:
             log.warning("stream %08x: STREAM_END not sent (learner not receiving for %.1f s)",
                         self.stream_id, timeout_s)
-        self.sock.setsockopt(zmq.LINGER, int(remaining * 1000))
+        if self._ack is not None:
+            self._ack.close()
+        self.sock.setsockopt(zmq.LINGER, int(max(0.0, deadline - time.monotonic()) * 1000))
         self.sock.close()
+
+    def _wait_ack(self, end_seq: int) -> bool:
+        deadline = time.monotonic() + self.ack_timeout_s
+        while time.monotonic() < deadline and not self.stop.is_set():
+            if not self._ack.poll(100):
+                continue
+            try:
+                msg = protocol.decode(self._ack.recv_multipart())
+            except ProtocolError as exc:
+                log.warning("invalid STREAM_ACK: %s", exc)
+                continue
+            if msg.stream_id == self.stream_id and msg.payload.get("seq") == end_seq:
+                return True
+        log.warning("stream %08x: the learner did not confirm STREAM_END within %.0f s; "
+                    "its last messages may be lost", self.stream_id, self.ack_timeout_s)
+        return False
+
+
+def ack_address_for(input_address: str) -> str:
+    """The learner's output address by the default layout: tcp port + 2, ipc/inproc ``-output``."""
+    if input_address.endswith("-input"):
+        return input_address[: -len("-input")] + "-output"
+    if input_address.startswith("tcp://"):
+        host, port = input_address.rsplit(":", 1)
+        return f"{host}:{int(port) + 2}"
+    raise ValueError(f"cannot derive the learner's output address from {input_address!r}; give it")
 
 
 def send_control(address: str, command: str, label: int | None = None, keys: str = "",
@@ -305,7 +358,9 @@ class Receiver:
                 continue
             for _ in range(max_messages):
                 try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    # copy=True: zero-copy receive (copy=False) lost and corrupted messages
+                    # over ipc with a small high-water mark here (pyzmq 27.3, libzmq 4.3.5).
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
                 self._handle(frames, out)
@@ -350,6 +405,11 @@ class Receiver:
                 return
         stream.next_seq = msg.seq + 1
         t = msg.type
+        if stream.ended and t != MsgType.STREAM_START:
+            # Left in the socket by a source that has since restarted (superseded): stale.
+            if t == MsgType.SAMPLE_START:
+                self.counters.dropped += 1
+            return
         if t == MsgType.STREAM_START:
             stream.name = str(msg.payload.get("name", "")) or f"{msg.stream_id:08x}"
             for other_id, other in self.streams.items():
@@ -429,6 +489,14 @@ class RecordPublisher:
         except zmq.Again:  # a PUB never blocks; ZeroMQ drops for a slow subscriber
             pass
 
+    def ack(self, stream_id: int, seq: int) -> None:
+        """Confirm a source's STREAM_END (topic = type + its stream id)."""
+        frames = protocol.encode(Message(MsgType.STREAM_ACK, stream_id=stream_id, seq=seq, payload={"seq": seq}))
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
     def close(self) -> None:
         self.sock.close()
 
@@ -461,6 +529,8 @@ class RecordSubscriber:
             except ProtocolError as exc:
                 self.invalid += 1
                 log.warning("invalid record message: %s", exc)
+                continue
+            if msg.type == MsgType.STREAM_ACK:
                 continue
             if msg.type not in protocol.RECORD_TYPES.values():
                 self.invalid += 1
