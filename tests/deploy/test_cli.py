@@ -45,3 +45,18 @@ def test_learn_emulated_on_real_mnist_saves_a_checkpoint(tmp_path, data_dir, cap
     # weights sit on the on-chip grid (2^-11)
     w = learned.weights[0] * 2 ** 11
     np.testing.assert_array_equal(w, np.round(w))
+
+
+def test_learn_in_lava_and_in_the_emulation_give_the_same_network(tmp_path, data_dir, capsys):
+    """Real MNIST through the CLI: the Lava graph and the Numba emulation learn identical integers."""
+    common = ["--dataset", "mnist", "--hidden", "8", "--train", "3", "--test", "3", "--data", str(data_dir),
+              "--set", "deploy.onchip_lr=0.01"]
+    assert main(["deploy", "learn", "--engine", "lava", "--out", str(tmp_path / "lava.npz")] + common) == 0
+    assert main(["deploy", "learn", "--engine", "emulate", "--out", str(tmp_path / "emu.npz")] + common) == 0
+    text = capsys.readouterr().out
+    assert "on-chip learning (lava): 3 samples" in text
+    lava, emu = BioGradLearner.load(tmp_path / "lava.npz"), BioGradLearner.load(tmp_path / "emu.npz")
+    fresh = BioGradLearner(lava.config)
+    for l in range(2):
+        np.testing.assert_array_equal(lava.weights[l], emu.weights[l])
+    assert any(np.any(np.abs(lava.weights[l] - fresh.weights[l]) > 2 ** -10) for l in range(2))
