@@ -33,6 +33,7 @@ class PipelineConfig:
     metrics_every: int = 100        # samples between metrics records
     bin_us: int = 0                 # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
     progress: bool = True           # tqdm progress bar in replay
+    evaluate: bool = True           # replay: the test split after every epoch (eval record)
 
     def __post_init__(self):
         require(0 < self.port < 65534, "pipeline.port", self.port, "must leave room for port + 2 below 65536")

@@ -466,7 +466,7 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
         epoch, index = divmod(cfg.source.skip, max(1, split_length(cfg, data_root, "train")))
         position = {"epoch": epoch, "next_index": index, "train_done": False}
     p = cfg.pipeline
-    has_test = cfg.source.kind in ("nmnist", "mnist")
+    has_test = cfg.pipeline.evaluate and cfg.source.kind in ("nmnist", "mnist")
     start_epoch = int(position["epoch"])
     total = 0
     train_len = split_length(cfg, data_root, "train")

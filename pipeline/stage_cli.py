@@ -12,8 +12,11 @@ from pipeline.errors import BioGradError, ConfigError
 
 log = logging.getLogger(__name__)
 
-#: Epochs of a replay when neither the config nor the command line says (``make run``).
+#: ``biograd replay`` with no --config/--set (``make run``) is a demo on a small dataset: a few
+#: epochs of streaming updates (batch 1, a sleep every 128 samples), so learning shows within
+#: minutes on nmnist-1k. The preset itself keeps the paper's batch of 128.
 DEFAULT_REPLAY_EPOCHS = 3
+DEMO_OVERRIDES = ["learner.batch_size=1", "learner.sleep_every=128"]
 LIVE_KINDS = ("camera", "dvstream", "aedat")
 
 
@@ -37,10 +40,13 @@ def _print_summary(summary: dict) -> None:
 
 def cmd_replay(args) -> int:
     from pipeline.runner import replay
-    cfg = _config(args)
-    # `biograd replay` with no configuration at all is the `make run` demo: a few epochs.
-    # Any --config/--set means the configuration decides (source.epochs).
+    # Any --config/--set means the configuration decides; none at all is the `make run` demo.
     demo = not args.config and not args.overrides
+    if demo:
+        args.overrides = list(DEMO_OVERRIDES)
+        print(f"demo settings (give --config or --set to choose your own): {' '.join(DEMO_OVERRIDES)}, "
+              f"{args.epochs or DEFAULT_REPLAY_EPOCHS} epochs")
+    cfg = _config(args)
     epochs = args.epochs or (DEFAULT_REPLAY_EPOCHS if demo else None)
     print(f"run dir: {cfg.sinks.run_dir}")
     summary = replay(cfg, _data_root(args), resume=args.resume, epochs=epochs, stop=_stop_on_signals())
@@ -141,8 +147,8 @@ def register(subparsers) -> None:
                                           "Per epoch: the train split, then the test split (eval record).")
     add_config_options(p)
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (dir, learner.npz or run dir)")
-    p.add_argument("--epochs", type=int, help=f"epochs (default source.epochs; {DEFAULT_REPLAY_EPOCHS} "
-                                              f"when no --config/--set is given)")
+    p.add_argument("--epochs", type=int, help=f"epochs (default source.epochs; with no --config/--set the "
+                                              f"demo: {DEFAULT_REPLAY_EPOCHS} epochs, {' '.join(DEMO_OVERRIDES)})")
     p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
     p.set_defaults(func=cmd_replay)
 
