@@ -66,7 +66,11 @@ def to_csc(in_ptr, in_idx, n_in, col_ptr, col_t):
 
 @njit(cache=True, nogil=True, inline="always")
 def _leak_and_fire(t, v, b, lam, th, out_idx, m):
-    """v[t] (holding W s_in(t)) += b + λ v[t-1] (1 - s(t-1)); append spikes of step t."""
+    """v[t] (holding W s_in(t)) += b + λ v[t-1] (1 - s(t-1)); append spikes of step t.
+
+    The leak is branch-free so it vectorises; spikes are sparse, so each block of
+    64 neurons is first counted (vectorised) and only blocks with a spike are scanned.
+    """
     vt = v[t]
     n = vt.shape[0]
     if t == 0:
@@ -74,46 +78,58 @@ def _leak_and_fire(t, v, b, lam, th, out_idx, m):
             vt[i] += b[i]
     else:
         vp = v[t - 1]
+        zero = lam - lam
         for i in range(n):
             x = vp[i]
-            if x > th:
-                vt[i] += b[i]
-            else:
-                vt[i] += b[i] + lam * x
-    for i in range(n):
-        if vt[i] > th:
-            out_idx[m] = i
-            m += 1
+            leak = zero if x > th else lam
+            vt[i] += b[i] + leak * x
+    for i0 in range(0, n, 64):
+        i1 = min(i0 + 64, n)
+        c = 0
+        for i in range(i0, i1):
+            c += vt[i] > th
+        if c:
+            for i in range(i0, i1):
+                if vt[i] > th:
+                    out_idx[m] = i
+                    m += 1
     return m
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _add_rows(vt, wt, idx, a, e):
+    """vt = Σ_{k in [a, e)} wt[idx[k]], four rows per pass (a quarter of the stores to vt)."""
+    n = vt.shape[0]
+    for i in range(n):
+        vt[i] = 0
+    k = a
+    while k + 4 <= e:
+        r0 = wt[idx[k]]
+        r1 = wt[idx[k + 1]]
+        r2 = wt[idx[k + 2]]
+        r3 = wt[idx[k + 3]]
+        for i in range(n):
+            vt[i] += (r0[i] + r1[i]) + (r2[i] + r3[i])
+        k += 4
+    while k < e:
+        r0 = wt[idx[k]]
+        for i in range(n):
+            vt[i] += r0[i]
+        k += 1
+
+
 @njit(cache=True, nogil=True)
-def layer_forward(in_ptr, in_idx, wt, b, lam, th, v, col_ptr, col_t, out_ptr, out_idx):
+def layer_forward(in_ptr, in_idx, wt, b, lam, th, v, out_ptr, out_idx):
     """Run one layer over all T steps: v (T, N) gets the membrane record, out_* the spikes (CSR).
 
-    The input currents are gathered input-major (CSC): each active input's weight
-    row is read once and added to the current of every step it spikes in, so a
-    row leaves memory once per sample instead of once per spike. col_ptr, col_t
-    keep that CSC for the backward pass.
+    Event-driven: step t costs one weight-row add per input spike plus O(N) for
+    the leak and threshold.
     """
     steps = in_ptr.shape[0] - 1
-    n_in = wt.shape[0]
-    n = wt.shape[1]
-    to_csc(in_ptr, in_idx, n_in, col_ptr, col_t)
-    v[:] = 0.0
-    for j in range(n_in):
-        a = col_ptr[j]
-        e = col_ptr[j + 1]
-        if a == e:
-            continue
-        row = wt[j]
-        for k in range(a, e):
-            vt = v[col_t[k]]
-            for i in range(n):
-                vt[i] += row[i]
     m = 0
     out_ptr[0] = 0
     for t in range(steps):
+        _add_rows(v[t], wt, in_idx, in_ptr[t], in_ptr[t + 1])
         m = _leak_and_fire(t, v, b, lam, th, out_idx, m)
         out_ptr[t + 1] = m
     return m
@@ -173,13 +189,15 @@ def error_phase(out_ptr, out_idx, n_out, t_e, label):
 
 
 @njit(cache=True, nogil=True)
-def layer_backward_event(v, col_ptr, col_t, delta, lam, th, win, amp, h, gwt, gb, touched, rows, n_rows):
+def layer_backward_event(v, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb, touched, rows, n_rows,
+                         col_ptr, col_t):
     """Event-form gradient: gwt[j] += Σ_{t: s_j(t)=1} δ ⊙ g(t);  gb += Σ_t δ ⊙ g(t).
 
-    ``h`` (T, N) is workspace for δ ⊙ g; (col_ptr, col_t) is the layer input in
-    CSC from :func:`layer_forward`. Rows of gwt that receive a gradient are
-    listed in rows[:n_rows] (flag in ``touched``) so the update visits only them.
-    Cost O(T·N + active inputs · N + input spikes · N). Returns the new n_rows.
+    ``h`` (T, N) is workspace for δ ⊙ g; (col_ptr, col_t) workspace for the
+    layer input in CSC (by input), so each active input's gradient row is read
+    and written once. Rows of gwt that receive a gradient are listed in
+    rows[:n_rows] (flag in ``touched``) so the update visits only them.
+    Cost O(T·N + input spikes · N). Returns the new n_rows.
     """
     steps = v.shape[0]
     n = v.shape[1]
@@ -206,16 +224,27 @@ def layer_backward_event(v, col_ptr, col_t, delta, lam, th, win, amp, h, gwt, gb
         ht = h[t]
         for i in range(n):
             gb[i] += ht[i]
+    to_csc(in_ptr, in_idx, gwt.shape[0], col_ptr, col_t)
     for j in range(gwt.shape[0]):
         a = col_ptr[j]
         e = col_ptr[j + 1]
         if a == e:
             continue
         row = gwt[j]
-        for k in range(a, e):
-            ht = h[col_t[k]]
+        k = a
+        while k + 4 <= e:
+            h0 = h[col_t[k]]
+            h1 = h[col_t[k + 1]]
+            h2 = h[col_t[k + 2]]
+            h3 = h[col_t[k + 3]]
             for i in range(n):
-                row[i] += ht[i]
+                row[i] += (h0[i] + h1[i]) + (h2[i] + h3[i])
+            k += 4
+        while k < e:
+            h0 = h[col_t[k]]
+            for i in range(n):
+                row[i] += h0[i]
+            k += 1
         if not touched[j]:
             touched[j] = 1
             rows[n_rows] = j
@@ -248,13 +277,8 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
     out_ptr[0] = 0
     for t in range(steps):
         vt = v_rec[t]
-        # same summation order as layer_forward (ascending inputs from 0), so both
-        # engines see bit-identical membranes
-        vt[:] = 0.0
-        for k in range(in_ptr[t], in_ptr[t + 1]):
-            row = wt[in_idx[k]]
-            for i in range(n):
-                vt[i] += row[i]
+        # the same summation as layer_forward, so both engines see identical membranes
+        _add_rows(vt, wt, in_idx, in_ptr[t], in_ptr[t + 1])
         m = _leak_and_fire(t, v_rec, b, lam, th, out_idx, m)
         out_ptr[t + 1] = m
         for i in range(n):

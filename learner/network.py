@@ -194,7 +194,7 @@ class BioGradLearner:
         for l in range(self.config.n_layers):
             lam, th, _, _ = self._params[l]
             kernels.layer_forward(ptr, idx, self._wt[l], self.biases[l], lam, th, self._v_rec[l],
-                                  self._col_ptr[l], self._col_t[l], self._out_ptr[l], self._out_idx[l])
+                                  self._out_ptr[l], self._out_idx[l])
             ptr, idx = self._out_ptr[l], self._out_idx[l]
 
     def _forward_synapse(self, ptr, idx):
@@ -228,12 +228,15 @@ class BioGradLearner:
         counts, d_out, loss = kernels.error_phase(self._out_ptr[-1], self._out_idx[-1], n_out,
                                                   cfg.error_start, int(label))
         deltas = self._deltas(d_out)
+        in_ptr, in_idx = ptr, idx
         for l in range(cfg.n_layers):
             if cfg.engine == "event":
                 lam, th, win, amp = self._params[l]
                 self._n_rows[l] = kernels.layer_backward_event(
-                    self._v_rec[l], self._col_ptr[l], self._col_t[l], deltas[l], lam, th, win, amp,
-                    self._h[l], self._gwt[l], self._gb[l], self._touched[l], self._rows[l], self._n_rows[l])
+                    self._v_rec[l], in_ptr, in_idx, deltas[l], lam, th, win, amp,
+                    self._h[l], self._gwt[l], self._gb[l], self._touched[l], self._rows[l], self._n_rows[l],
+                    self._col_ptr[l], self._col_t[l])
+                in_ptr, in_idx = self._out_ptr[l], self._out_idx[l]
             else:
                 _, et, _, eb, _ = self._syn[l]
                 self._n_rows[l] = kernels.accumulate_traces(et, eb, deltas[l], self._gwt[l], self._gb[l],

@@ -67,9 +67,11 @@ def _engine_eligibility(learner, raster):
             gb = np.zeros(n)
             touched = np.zeros(n_in, np.uint8)
             rows = np.zeros(n_in, np.int32)
-            kernels.layer_backward_event(learner._v_rec[l], learner._col_ptr[l], learner._col_t[l], np.ones(n),
-                                         lam, th, win, amp, learner._h[l], gwt, gb, touched, rows, 0)
+            kernels.layer_backward_event(learner._v_rec[l], ptr, idx, np.ones(n), lam, th, win, amp,
+                                         learner._h[l], gwt, gb, touched, rows, 0,
+                                         learner._col_ptr[l], learner._col_t[l])
             es.append((gwt.T.copy(), gb))
+            ptr, idx = learner._out_ptr[l], learner._out_idx[l]
     else:
         learner._forward_synapse(ptr, idx)
         for l in range(learner.config.n_layers):
