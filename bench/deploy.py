@@ -2,13 +2,15 @@
 
     python -m bench.deploy onchip    [--hidden 200 --train 50000 --test 10000 --json PATH]
     python -m bench.deploy inference [--nmnist-checkpoint F --mnist-checkpoint F --json PATH]
+    python -m bench.deploy lava-vs-emulation [--hidden 200 --samples 20]
 
 ``onchip`` trains a 784-H-10 network the on-chip way in the integer-exact emulation
 (deploy.onchip.OnChipEmulator) and, in the float emulation, the exact batch-1 algorithm and
 each on-chip departure alone; one table of test accuracies, all from this one run.
 ``inference`` runs a learner checkpoint in Lava floating_pt and fixed_pt on N-MNIST-1k Test
 and 1 000 MNIST test digits next to the Numba learner's own predictions (trains a small
-checkpoint first when none is given).
+checkpoint first when none is given). ``lava-vs-emulation`` learns real MNIST digits in the
+Lava fixed_pt graph and in the emulation, checks the integers agree and times both.
 """
 from __future__ import annotations
 
@@ -114,6 +116,44 @@ def bench_onchip(args) -> dict:
     return results
 
 
+def bench_lava_vs_emulation(args) -> dict:
+    """On-chip learning of real MNIST digits in Lava fixed_pt and in the emulation: same integers? how fast?"""
+    from deploy.data import load_rasters
+    from deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+
+    root = _data_root(args)
+    train, labels = load_rasters("mnist", "train", root, limit=args.samples, seed=args.seed)
+    params = _params(args.hidden, args.seed)
+    plan = plan_onchip(params, lr=args.lr, delta_scale=tuple(args.delta_scale), rng_seed=args.seed)
+    t = time.perf_counter()
+    net = LavaOnChip(plan, train, labels)
+    try:
+        net.run(net.total_steps)
+        lava_state, lava_counts = net.state(), net.output_counts()
+    finally:
+        net.stop()
+    lava_s = time.perf_counter() - t
+    t = time.perf_counter()
+    emu = OnChipEmulator(plan, net.total_steps)
+    counts = np.array([emu.run_sample(r.to_dense(), labels) for r in train])
+    emu_s = time.perf_counter() - t
+    same = all(np.array_equal(emu.state()[k][l], lava_state[k][l])
+               for k in ("weights", "tags", "x1", "v", "d") for l in range(plan.n_layers))
+    same = same and np.array_equal(counts, lava_counts)
+    changed = int(sum((lava_state["weights"][l] != plan.layers[l].weights).sum() for l in range(plan.n_layers)))
+    steps = net.total_steps
+    res = {"lava_learn_steps_per_s": steps / lava_s, "emulation_learn_steps_per_s": steps / emu_s,
+           "emulation_speedup": lava_s / emu_s, "identical_integers": float(same),
+           "weights_changed": changed, "samples": len(train), "hidden": args.hidden}
+    print(f"MNIST 784-{args.hidden}-10, {len(train)} digits, {steps} Lava steps of on-chip learning")
+    print(f"{'engine':<22} {'steps/s':>9} {'ratio':>7}")
+    print(f"{'Lava fixed_pt':<22} {steps / lava_s:9.1f} {1.0:7.2f}")
+    print(f"{'Numba emulation':<22} {steps / emu_s:9.1f} {lava_s / emu_s:7.2f}")
+    print(f"identical weights, tags, traces, voltages, dendrites and output counts: {same}; "
+          f"{changed} weights changed")
+    return res
+
+
 def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
     from deploy.data import load_rasters
     from learner.config import LearnerConfig
@@ -208,6 +248,11 @@ def main(argv=None) -> int:
     p.add_argument("--tau", type=int, default=1)
     p.add_argument("--delta-scale", type=float, nargs="+", default=[640.0, 64.0])
     p.add_argument("--skip-float", action="store_true", help="only the integer on-chip emulation")
+    p = sub.add_parser("lava-vs-emulation")
+    p.add_argument("--hidden", type=int, default=200)
+    p.add_argument("--samples", type=int, default=20)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--delta-scale", type=float, nargs="+", default=[640.0, 64.0])
     p = sub.add_parser("inference")
     p.add_argument("--nmnist-checkpoint")
     p.add_argument("--mnist-checkpoint")
@@ -216,7 +261,8 @@ def main(argv=None) -> int:
     p.add_argument("--mnist-test", type=int, default=1000)
     p.add_argument("--save-dir", help="keep the checkpoints trained here")
     args = parser.parse_args(argv)
-    results = bench_onchip(args) if args.what == "onchip" else bench_inference(args)
+    results = {"onchip": bench_onchip, "inference": bench_inference,
+               "lava-vs-emulation": bench_lava_vs_emulation}[args.what](args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1, sort_keys=True))
