@@ -20,11 +20,13 @@ dtype, everything else is JSON. :func:`decode` validates every field and raises
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from pipeline.errors import BioGradError, EventFormatError
 from pipeline.events import EVENT_DTYPE, Geometry, validate_events
@@ -85,9 +87,11 @@ def topic(msg_type: MsgType, stream_id: int | None = None) -> bytes:
     return prefix if stream_id is None else prefix + struct.pack("<I", stream_id & 0xFFFFFFFF)
 
 
-@dataclass(frozen=True)
-class Message:
-    """One decoded message. ``events`` for EVENTS, ``payload`` for JSON types."""
+class Message(NamedTuple):
+    """One decoded message. ``events`` for EVENTS, ``payload`` for JSON types.
+
+    A NamedTuple rather than a dataclass: one is built per message, and this is the cheap kind.
+    """
 
     type: MsgType
     stream_id: int = 0
@@ -99,8 +103,27 @@ class Message:
     index: int = -1
     sample_id: str = ""
     count: int = 0
-    events: np.ndarray | None = field(default=None, repr=False)
+    events: np.ndarray | None = None
     payload: dict | None = None
+
+
+@functools.lru_cache(maxsize=64)
+def _geometry(width: int, height: int) -> Geometry:
+    return Geometry(width, height)
+
+
+@njit(cache=True)
+def _events_ok(t, x, y, p, width, height):  # pragma: no cover - compiled
+    """One pass: every event inside the sensor, polarity 0/1, t >= 0 and non-decreasing."""
+    n = t.shape[0]
+    if n and t[0] < 0:
+        return False
+    for i in range(n):
+        if x[i] >= width or y[i] >= height or p[i] > 1:
+            return False
+        if i and t[i] < t[i - 1]:
+            return False
+    return True
 
 
 # --- encoding --------------------------------------------------------------
@@ -117,11 +140,11 @@ def _header(msg_type, stream_id, seq, geometry, label, phase, epoch, index, samp
                        index, count, len(raw_id), raw_id)
 
 
-def encode(msg: Message) -> list:
-    """The frames of ``msg``; the events frame is a memoryview of the array (no copy)."""
+def encode(msg: Message, stream_id: int | None = None, seq: int | None = None) -> list:
+    """The frames of ``msg`` (with ``stream_id``/``seq`` if given); events as a memoryview (no copy)."""
     t = MsgType(msg.type)
-    common = (t, msg.stream_id, msg.seq, msg.geometry, msg.label, msg.phase, msg.epoch,
-              msg.index, msg.sample_id)
+    common = (t, msg.stream_id if stream_id is None else stream_id, msg.seq if seq is None else seq,
+              msg.geometry, msg.label, msg.phase, msg.epoch, msg.index, msg.sample_id)
     if t == MsgType.EVENTS:
         events = msg.events
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
@@ -217,7 +240,7 @@ def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = D
     if (width, height) != _NO_GEOMETRY:
         if width == 0 or height == 0:
             raise ProtocolError(f"sensor geometry {width}x{height} has a zero side")
-        geometry = Geometry(width, height)
+        geometry = _geometry(width, height)
     elif msg_type in SAMPLE_TYPES:
         raise ProtocolError(f"{msg_type.name} without sensor geometry")
 
@@ -233,11 +256,12 @@ def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = D
             raise ProtocolError(f"EVENTS payload is {size} bytes, header says {count} events "
                                 f"= {count * EVENT_DTYPE.itemsize} bytes")
         events = np.frombuffer(_buffer(frames[1]), dtype=EVENT_DTYPE)
-        if validate:
-            try:
+        if validate and not _events_ok(events["t"], events["x"], events["y"], events["p"], width, height):
+            try:  # the slow check only to name the first bad event
                 validate_events(events, geometry, f"EVENTS seq {seq} of stream {stream_id:08x}")
             except EventFormatError as exc:
                 raise ProtocolError(str(exc)) from None
+            raise ProtocolError(f"EVENTS seq {seq} of stream {stream_id:08x}: invalid events")
     elif msg_type in JSON_TYPES:
         size = _nbytes(frames[1])
         if size > max_json_bytes:

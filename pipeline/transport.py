@@ -14,7 +14,6 @@ numbers are assigned before that queue, every drop shows up as a gap at the rece
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import secrets
@@ -142,7 +141,7 @@ class Sender:
             **({"total": int(total)} if total else {})}))])
 
     def _frames(self, msg: Message) -> list:
-        frames = protocol.encode(dataclasses.replace(msg, stream_id=self.stream_id, seq=self.seq))
+        frames = protocol.encode(msg, self.stream_id, self.seq)
         self.seq += 1
         return frames
 
@@ -250,8 +249,11 @@ class Sender:
                 continue
             if msg.stream_id == self.stream_id and msg.payload.get("seq") == end_seq:
                 return True
-        log.warning("stream %08x: the learner did not confirm STREAM_END within %.0f s; "
-                    "its last messages may be lost", self.stream_id, self.ack_timeout_s)
+        if self.stop.is_set():
+            log.warning("stream %08x: stopped before the learner confirmed STREAM_END", self.stream_id)
+        else:
+            log.warning("stream %08x: the learner did not confirm STREAM_END within %.0f s; "
+                        "its last messages may be lost", self.stream_id, self.ack_timeout_s)
         return False
 
 
