@@ -13,6 +13,7 @@ from pipeline.cli import add_config_options, run_config_from_args
 from pipeline.errors import BioGradError
 
 BACKEND_CHOICES = ("floating_pt", "fixed_pt", "loihi2-hw")
+LAVA_LEARN_MAX = 2000
 
 
 def register(subparsers) -> None:
@@ -134,6 +135,9 @@ def cmd_learn(args) -> int:
     cfg = _config(args)
     if args.engine == "lava":
         from deploy.backend import run_config
+        if args.train > LAVA_LEARN_MAX:
+            raise BioGradError(f"--engine lava holds every training sample in one input buffer: use at most "
+                               f"{LAVA_LEARN_MAX} samples, or --engine emulate (the same integers, ~100x faster)")
         if cfg.backend == "floating_pt":
             raise BioGradError("on-chip learning runs in integers: use --backend fixed_pt or loihi2-hw")
         run_config(cfg.backend)

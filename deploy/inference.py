@@ -52,24 +52,38 @@ def dense_input(rasters, n_inputs: int, timesteps: int, period: int | None = Non
 
 
 def run_inference(params: NetworkParams, rasters, backend: str = "fixed_pt",
-                  fixed: list[FixedLayer] | None = None) -> InferenceResult:
-    """Run ``rasters`` (list of SpikeRaster) through the Lava graph of ``params``."""
+                  fixed: list[FixedLayer] | None = None, chunk: int = 500) -> InferenceResult:
+    """Run ``rasters`` (list of SpikeRaster) through the Lava graph of ``params``.
+
+    Samples go through in runs of ``chunk`` (a fresh graph each: every sample starts from a
+    reset state anyway, so chunking changes nothing but the memory of the input buffer).
+    """
     import time
 
+    cfg = run_config(backend)   # raises HardwareUnavailableError before anything is built
+    if len(rasters) == 0:
+        raise BioGradError("no samples to run")
+    if fixed is None and backend != "floating_pt":
+        fixed = quantize_network(params)
+    start = time.perf_counter()
+    counts, steps = [], 0
+    for lo in range(0, len(rasters), chunk):
+        c, n_steps = _run_chunk(params, rasters[lo:lo + chunk], backend, fixed, cfg)
+        counts.append(c)
+        steps += n_steps
+    counts = np.concatenate(counts)
+    return InferenceResult(counts, np.argmax(counts, axis=1), steps, time.perf_counter() - start)
+
+
+def _run_chunk(params, rasters, backend, fixed, cfg):
     from lava.magma.core.run_conditions import RunSteps
     from lava.proc.dense.process import Dense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.lif.process import LIFReset
 
-    cfg = run_config(backend)   # raises HardwareUnavailableError before anything is built
     T, L = params.timesteps, params.n_layers
     n = len(rasters)
-    if n == 0:
-        raise BioGradError("no samples to run")
-    if fixed is None and backend != "floating_pt":
-        fixed = quantize_network(params)
-    start = time.perf_counter()
     src = Source(data=dense_input(rasters, params.layer_sizes[0], T))
     prev = src.s_out
     for l in range(L):
@@ -96,11 +110,10 @@ def run_inference(params: NetworkParams, rasters, backend: str = "fixed_pt",
         out = np.asarray(sink.data.get())
     finally:
         src.stop()
-    seconds = time.perf_counter() - start
     counts = np.zeros((n, params.layer_sizes[-1]), dtype=np.int64)
     for k in range(n):
         counts[k] = (out[:, k * T + L: k * T + L + T] != 0).sum(axis=1)
-    return InferenceResult(counts, np.argmax(counts, axis=1), steps, seconds)
+    return counts, steps
 
 
 def reference_counts(params: NetworkParams, raster, fixed: list[FixedLayer] | None = None) -> np.ndarray:

@@ -44,3 +44,11 @@ def test_real_nmnist_through_sources_and_encoder(nmnist_dir):
 def test_raster_of_the_wrong_width_is_rejected(params):
     with pytest.raises(BioGradError, match="sample 0: raster has 41 inputs"):
         run_inference(params, random_rasters(1, params.timesteps, 41), "floating_pt")
+
+
+def test_chunked_runs_give_the_same_counts(params):
+    rasters = random_rasters(5, params.timesteps, 40, seed=4)
+    whole = run_inference(params, rasters, "floating_pt")
+    chunked = run_inference(params, rasters, "floating_pt", chunk=2)
+    np.testing.assert_array_equal(whole.counts, chunked.counts)
+    assert chunked.steps == 5 * params.timesteps + 3 * params.n_layers

@@ -112,3 +112,25 @@ def test_emulator_learns_a_separable_task():
     for x, _ in seq:
         emu.run_sample(x, labels)
     assert np.argmax(emu.infer_sample(a)) == 2 and np.argmax(emu.infer_sample(b)) == 7
+
+
+def test_two_hidden_layers_match_too():
+    learner = small_learner(sizes=(N_IN, 8, 6, 10), T=T, te=TE, seed=2)
+    params = NetworkParams.from_learner(learner)
+    plan = plan_onchip(params, lr=0.05, weight_frac_bits=8, delta_scale=(256.0, 256.0, 64.0), rng_seed=1)
+    assert plan.period == T + 4
+    n = 4
+    rasters = random_rasters(n, T, N_IN, density=0.5, seed=11)
+    labels = np.array([1, 4, 1, 9])
+    net = LavaOnChip(plan, rasters, labels)
+    try:
+        net.run(net.total_steps)
+        lava = net.state()
+    finally:
+        net.stop()
+    emu = OnChipEmulator(plan, n * plan.period)
+    for r in rasters:
+        emu.run_sample(r.to_dense(), labels)
+    for key in lava:
+        for l in range(3):
+            np.testing.assert_array_equal(emu.state()[key][l], lava[key][l], err_msg=f"{key}[{l}]")
