@@ -9,7 +9,7 @@ Part 2 -- overhead: the same N-MNIST samples trained (a) by a plain loop calling
 (b) by ``replay`` over inproc, ipc and tcp (source, ZeroMQ, learner stage, metrics sink).
 Reported: samples/s and time relative to the plain loop.
 
-    python bench/pipeline.py [--samples 300] [--json PATH]
+    python bench/pipeline.py [--samples 1000] [--json PATH]
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def overhead(data_root: str, samples: int, folder: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=300, help="N-MNIST train samples for the overhead part")
+    parser.add_argument("--samples", type=int, default=1000, help="N-MNIST train samples for the overhead part")
     parser.add_argument("--data", default=os.environ.get("BIOGRAD_DATA", ""), help="data root (default $BIOGRAD_DATA)")
     parser.add_argument("--json", metavar="PATH", help="write the figures as one flat JSON object")
     args = parser.parse_args(argv)

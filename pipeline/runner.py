@@ -524,13 +524,19 @@ def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zm
                     ack_address=ack_address)
     sent = 0
     try:
-        for packet in stream:
-            if stop.is_set():
-                break
-            for sample in windower.push(packet):
+        def send(samples):
+            nonlocal sent
+            for sample in samples:
                 sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
                                    Phase.LIVE, 0, sent)
                 sent += 1
+
+        for packet in stream:
+            if stop.is_set():
+                break
+            send(windower.push(packet))
+        else:
+            send(windower.flush())          # a recording ended: its last, partial window too
         return sent
     except InterruptedError:
         return sent
@@ -597,6 +603,7 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
                                     cfg.sinks.keep_checkpoints, start_samples=int(learner.samples_seen))
     receiver = publisher = None
     join = None
+    reason = None
     try:
         receiver = Receiver(ep.input, ep.control, ctx, hwm=p.hwm, keys=p.keys, max_events=p.max_events)
         publisher = RecordPublisher(ep.output, ctx, keys=p.keys)
@@ -615,7 +622,7 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
     finally:
         stop.set()
         if join is not None:
-            join()
+            join(reason == "end")
         for closable in (receiver, publisher):
             if closable is not None:
                 closable.close()
@@ -648,7 +655,7 @@ def thread_source(target):
         thread = threading.Thread(target=body, name="biograd-source", daemon=True)
         thread.start()
 
-        def join():
+        def join(graceful: bool = False):
             thread.join(timeout=10)
             if errors:
                 raise errors[0]
@@ -664,7 +671,12 @@ def process_source(argv: list[str], env: dict | None = None):
             args += ["--position", json.dumps(position)]
         proc = subprocess.Popen(args, env=env)
 
-        def join():
+        def join(graceful: bool = False):
+            if graceful:  # a finished source exits by itself once its end of stream is acknowledged
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:

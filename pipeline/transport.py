@@ -454,8 +454,9 @@ class Receiver:
                               f"received {stream.n_events} (or its fields differ from SAMPLE_START)")
                 self._discard(stream, "SAMPLE_END does not match")
                 return
+            # One packet: the array over the received bytes as it is (read-only, no copy).
             events = (np.concatenate(stream.packets) if len(stream.packets) > 1 else
-                      stream.packets[0].copy() if stream.packets else np.zeros(0, EVENT_DTYPE))
+                      stream.packets[0] if stream.packets else np.zeros(0, EVENT_DTYPE))
             if len(stream.packets) > 1 and events.size > 1 and np.any(np.diff(events["t"]) < 0):
                 self._invalid(f"sample {msg.sample_id!r}: timestamps go backwards between packets")
                 self._discard(stream, "timestamps go backwards")
