@@ -7,7 +7,7 @@ Mapping (per weight layer, a Lava ``LearningDense`` with ``Loihi3FLearningRule``
     tag         t_ij  += (x1_j y1_i >> 3) - 2 x0_j y1_i        = y1/8 · SR(ρ x1_j(t-1))
     third factor y2_i  = 64 + clip(round(δ_i S_δ), -63, 63), y3_i = 64   at the end step only
     weight      w_ij  += SR(-m 2^k (t_ij y2_i >> 5) + m 2^k (t_ij y3_i >> 5))   = -m 2^k t δq / 32
-    tag reset   t_ij  -= (t_ij y3_i >> 5) / 2                    = t_ij exactly
+    tag reset   t_ij  -= ((t_ij y3_i) >> 5) · 2^-1               = t_ij exactly (y3 = 64)
 
 y2 = y3 = 0 at every other step: Lava's 3F rule decays y traces stochastically with
 tau 65535 (a nonzero y drops by one whenever that step's random number exceeds
@@ -30,14 +30,14 @@ Where this departs from the exact algorithm (docs/deploy.md measures each):
 1. trace reset rule — the pre trace is per input (λ P + s), not per synapse with BioGrad's
    post-dependent reset R = P κ_i, κ = 1 - s_i - v_i ψ_i;
 2. trace decay — ρ = e^{-1/τ} with integer τ (τ = 1: 0.368) instead of λ;
-3. integer precision — 7-bit traces and third factor, 8-bit tags (saturating at 255) and
+3. integer precision — 7-bit traces and third factor, 9-bit signed tags (saturating at 255) and
    weights (-256..255), integer softmax (1/256), floor before scaling, stochastic rounding
    of trace decay and weight updates;
 4. biases are neuron parameters on Loihi, not synapses: frozen during on-chip learning;
 5. no sleep phase: B stays as exported.
 
 :class:`OnChipEmulator` reproduces the Lava ``fixed_pt`` simulation integer for integer
-(including Lava's random streams) in Numba; :func:`build_lava_learner` builds the Lava graph.
+(including Lava's random streams) in Numba; :class:`LavaOnChip` is the Lava graph.
 """
 from __future__ import annotations
 
