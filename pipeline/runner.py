@@ -345,17 +345,27 @@ class LearnerStage:
         """
         self.receiver = receiver
         seen_end = False
+        pending: list = []   # received but not processed: held while paused (controls still run)
         while True:
             if stop.is_set():
                 return "signal"
             if self.shutdown_requested:
                 return "shutdown"
-            for item in receiver.poll(100, data=not self.paused):
-                self.process(item)
+            ready = bool(pending) and not self.paused
+            pending += receiver.poll(0 if ready else 100, data=not self.paused and not pending)
+            i = 0
+            while i < len(pending) and not (stop.is_set() or self.shutdown_requested):
+                item = pending[i]
+                is_control = not isinstance(item, WireSample) and item.type == MsgType.CONTROL
+                if self.paused and not is_control:
+                    i += 1
+                    continue
+                del pending[i]
+                self.process(item)   # the sample in hand is finished before any stop
                 if not isinstance(item, WireSample) and item.type == MsgType.STREAM_END:
                     seen_end = True
-                if stop.is_set() or self.shutdown_requested:
-                    break  # the sample in hand is finished; the rest waits in the socket
+            if pending:
+                continue
             if exit_on_end and seen_end and receiver.live_streams() == 0:
                 return "end"
             if not alive() and receiver.live_streams() == 0:

@@ -28,6 +28,7 @@ import numpy as np
 import zmq
 
 from pipeline import protocol
+from pipeline.errors import BioGradError
 from pipeline.events import EVENT_DTYPE, Geometry
 from pipeline.protocol import Message, MsgType, Phase, ProtocolError
 from pipeline.security import check_bind, secure_client, secure_server
@@ -275,7 +276,7 @@ def send_control(address: str, command: str, label: int | None = None, keys: str
     try:
         frames = protocol.control_message(command, label, stream_id=secrets.randbits(32))
         if not sock.poll(int(timeout_s * 1000), zmq.POLLOUT):
-            raise TimeoutError(f"no learner accepted a connection at {address} within {timeout_s} s")
+            raise BioGradError(f"no learner accepted a connection at {address} within {timeout_s:g} s")
         sock.send_multipart(frames)
     finally:
         sock.close()

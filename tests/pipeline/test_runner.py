@@ -180,7 +180,7 @@ def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_
     try:
         assert sub.recv(60_000) is not None          # the learner is learning from the first source
         send_control(ep.control, "pause")
-        while sub.recv(300) is not None:              # in flight before the pause took effect
+        while sub.recv(500) is not None:              # published before the pause took effect
             pass
         assert sub.recv(700) is None                  # paused: nothing is processed
         assert first.poll() is None, "the first source finished before it could be killed"
