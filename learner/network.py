@@ -286,7 +286,8 @@ class BioGradLearner:
         """One sleep phase: learn every B_l from noise; returns :meth:`feedback_alignment`.
 
         One rate r ~ U(0,1) per call; for each hidden layer l, top-down, M_s noise
-        samples of T_s steps: ξ⁺, ξ⁻ ~ Bernoulli(r) on layer l; the layer above gets
+        samples of T_s steps: ξ⁺, ξ⁻ ~ Bernoulli(r) on layer l (drawn as their
+        difference, which is all the rule uses); the layer above gets
         W_{l+1}(ξ⁺ - ξ⁻) (no bias), higher layers run test-mode dynamics with bias.
         h = Σ_t (ξ⁺ - ξ⁻), n = Σ_t s_out per noise sample;
         ``B_l += η_s (Σ_m h_m n_mᵀ - mean_m(n_m²) ⊙ B_l)`` (summed Hebbian, averaged decay).
@@ -296,27 +297,28 @@ class BioGradLearner:
         dt = self.dtype
         m_s, t_s = cfg.sleep_noise_samples, cfg.sleep_steps
         rate = self.rng.random()
+        # Only ξ⁺ - ξ⁻ is used, and for independent Bernoulli(r) spikes it is +1 and -1
+        # with probability r(1 - r) each, else 0: one uniform per entry draws it.
+        q = rate * (1.0 - rate)
         n_layers = cfg.n_layers
         for l in range(n_layers - 2, -1, -1):
             n_l = cfg.layer_sizes[l + 1]
+            u = self.rng.random((t_s, m_s, n_l), dtype=np.float32)
+            xi = np.empty((t_s, m_s, n_l), dtype=dt)
+            h = np.empty((m_s, n_l), dtype=dt)
+            kernels.ternary_noise(u, np.float32(q), xi, h)
+            # the layer above l, for all steps and noise samples in one BLAS call (no bias)
+            above = (xi.reshape(t_s * m_s, n_l) @ self._wt[l + 1]).reshape(t_s, m_s, -1)
             v = [np.zeros((m_s, cfg.layer_sizes[k + 1]), dtype=dt) for k in range(l + 1, n_layers)]
             s = [np.zeros((m_s, cfg.layer_sizes[k + 1]), dtype=dt) for k in range(l + 1, n_layers)]
-            h = np.zeros((m_s, n_l), dtype=dt)
             n = np.zeros((m_s, cfg.layer_sizes[-1]), dtype=dt)
-            for _ in range(t_s):
-                xi = ((self.rng.random((m_s, n_l), dtype=np.float32) < rate).astype(dt)
-                      - (self.rng.random((m_s, n_l), dtype=np.float32) < rate).astype(dt))
-                h += xi
-                drive = xi
+            for t in range(t_s):
                 for pos, k in enumerate(range(l + 1, n_layers)):
                     lam, th, _, _ = self._params[k]
-                    current = drive @ self._wt[k]
-                    if k > l + 1:
-                        current += self.biases[k]
+                    current = above[t] if pos == 0 else s[pos - 1] @ self._wt[k] + self.biases[k]
                     v[pos] *= lam * (1.0 - s[pos])
                     v[pos] += current
                     s[pos] = (v[pos] > th).astype(dt)
-                    drive = s[pos]
                 n += s[-1]
             b = self.feedback[l]
             hebb = h.T.astype(np.float64) @ n.astype(np.float64)
