@@ -1,7 +1,6 @@
 """``biograd deploy export|run|learn``: the network on Loihi through Lava."""
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import replace

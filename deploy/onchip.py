@@ -186,7 +186,6 @@ class LavaOnChip:
     """The on-chip learner as a Lava process graph (fixed_pt simulation, or a chip)."""
 
     def __init__(self, plan: OnChipPlan, rasters, labels, backend: str = "fixed_pt"):
-        from lava.magma.core.run_conditions import RunSteps  # noqa: F401  (import check)
         from lava.proc.dense.process import Dense, LearningDense
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
