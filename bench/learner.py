@@ -172,43 +172,45 @@ def profile_event_engine(name, cfg, samples, encode, out):
     checked = [(lr._check(r), y) for r, y in rasters]
 
     def fwd(layer):
-        def go():
-            for (ptr, idx), _ in checked:
-                for l in range(layer + 1):
-                    lam_l, th_l, _, _ = lr._params[l]
-                    if l == layer:
-                        t0 = time.process_time()
-                    kernels.layer_forward(ptr, idx, lr._wt[l], lr.biases[l], lam_l, th_l, lr._v_rec[l],
-                                          lr._out_ptr[l], lr._out_idx[l])
-                    if l == layer:
-                        acc[0] += time.process_time() - t0
-                    ptr, idx = lr._out_ptr[l], lr._out_idx[l]
-        acc = [0.0]
-        go()
-        acc[0] = 0.0
-        go()
-        return acc[0]
+        # inputs of this layer for every sample, from a full forward pass
+        inputs = []
+        for (ptr, idx), _ in checked:
+            lr._forward(ptr, idx)
+            inputs.append((ptr, idx) if layer == 0 else
+                          (lr._out_ptr[layer - 1].copy(), lr._out_idx[layer - 1].copy()))
+        lam, th, _, _ = lr._params[layer]
+        c0 = time.process_time()
+        for ptr, idx in inputs:
+            kernels.layer_forward(ptr, idx, lr._wt[layer], lr.biases[layer], lam, th, lr._v_rec[layer],
+                                  lr._out_ptr[layer], lr._out_idx[layer])
+        return time.process_time() - c0
 
     for l in range(cfg.n_layers):
         phases[f"forward layer {l + 1}"] = fwd(l)
-    # backward: one full forward per sample, then time the error phase and backward kernels
-    t_err = 0.0
-    t_bwd = [0.0] * cfg.n_layers
+    # backward: record each sample's forward pass first, then time the error phase and
+    # each layer's backward kernel over all samples in one stretch
+    recs = []
     for (ptr, idx), y in checked:
         lr._forward(ptr, idx)
-        t0 = time.process_time()
-        counts, d_out, _ = kernels.error_phase(lr._out_ptr[-1], lr._out_idx[-1], cfg.layer_sizes[-1],
+        recs.append((ptr, idx, y, [v.copy() for v in lr._v_rec], [p.copy() for p in lr._out_ptr],
+                     [i.copy() for i in lr._out_idx]))
+    c0 = time.process_time()
+    all_deltas = []
+    for ptr, idx, y, _, out_ptr, out_idx in recs:
+        counts, d_out, _ = kernels.error_phase(out_ptr[-1], out_idx[-1], cfg.layer_sizes[-1],
                                                cfg.error_start, y)
-        deltas = lr._deltas(d_out)
-        t_err += time.process_time() - t0
-        for l in range(cfg.n_layers):
-            lam, th, win, amp = lr._params[l]
-            t0 = time.process_time()
+        all_deltas.append(lr._deltas(d_out))
+    t_err = time.process_time() - c0
+    t_bwd = [0.0] * cfg.n_layers
+    for l in range(cfg.n_layers):
+        lam, th, win, amp = lr._params[l]
+        c0 = time.process_time()
+        for (ptr, idx, y, v_rec, out_ptr, out_idx), deltas in zip(recs, all_deltas):
+            in_ptr, in_idx = (ptr, idx) if l == 0 else (out_ptr[l - 1], out_idx[l - 1])
             lr._n_rows[l] = kernels.layer_backward_event(
-                lr._v_rec[l], ptr, idx, deltas[l], lam, th, win, amp, lr._h[l], lr._gwt[l], lr._gb[l],
+                v_rec[l], in_ptr, in_idx, deltas[l], lam, th, win, amp, lr._h[l], lr._gwt[l], lr._gb[l],
                 lr._touched[l], lr._rows[l], lr._n_rows[l], lr._col_ptr[l], lr._col_t[l])
-            t_bwd[l] += time.process_time() - t0
-            ptr, idx = lr._out_ptr[l], lr._out_idx[l]
+        t_bwd[l] = time.process_time() - c0
     phases["error phase + deltas"] = t_err
     for l in range(cfg.n_layers):
         phases[f"backward layer {l + 1}"] = t_bwd[l]
