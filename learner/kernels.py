@@ -78,11 +78,9 @@ def _leak_and_fire(t, v, b, lam, th, out_idx, m):
             vt[i] += b[i]
     else:
         vp = v[t - 1]
-        zero = lam - lam
         for i in range(n):
             x = vp[i]
-            leak = zero if x > th else lam
-            vt[i] += b[i] + leak * x
+            vt[i] += b[i] + lam * (x <= th) * x
     for i0 in range(0, n, 64):
         i1 = min(i0 + 64, n)
         c = 0
@@ -201,25 +199,23 @@ def layer_backward_event(v, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb
     """
     steps = v.shape[0]
     n = v.shape[1]
-    # constants in the array's precision keep float32 arithmetic float32 (vectorisable)
-    zero = np.zeros(1, v.dtype)[0]
-    one = zero + 1
+    # float × bool products (not selects) keep float32 arithmetic float32 and vectorise
+    one = np.ones(1, v.dtype)[0]
     for t in range(steps - 1, -1, -1):
         vt = v[t]
         ht = h[t]
         if t == steps - 1:
             for i in range(n):
                 x = vt[i]
-                psi = amp if abs(x - th) < win else zero
-                ht[i] = delta[i] * psi
+                ht[i] = delta[i] * (amp * (abs(x - th) < win))
         else:
             # h(t) = δ ⊙ g(t) = δ ψ(t) + λ κ(t) h(t+1): δ factors out of the recursion
             hn = h[t + 1]
             for i in range(n):
                 x = vt[i]
-                psi = amp if abs(x - th) < win else zero
-                s = one if x > th else zero
-                ht[i] = delta[i] * psi + lam * (one - s - x * psi) * hn[i]
+                psi = amp * (abs(x - th) < win)
+                kappa = one - one * (x > th) - x * psi
+                ht[i] = delta[i] * psi + lam * kappa * hn[i]
     for t in range(steps):
         ht = h[t]
         for i in range(n):
