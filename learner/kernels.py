@@ -134,6 +134,21 @@ def layer_forward(in_ptr, in_idx, wt, b, lam, th, v, out_ptr, out_idx):
 
 
 @njit(cache=True, nogil=True)
+def network_forward(in_ptr, in_idx, wts, bs, lams, ths, vs, out_ptrs, out_idxs):
+    """:func:`layer_forward` for every layer in one call (tuples hold the per-layer arrays).
+
+    Returns the output layer's spike counts (int64).
+    """
+    ptr = in_ptr
+    idx = in_idx
+    for l in range(len(wts)):
+        layer_forward(ptr, idx, wts[l], bs[l], lams[l], ths[l], vs[l], out_ptrs[l], out_idxs[l])
+        ptr = out_ptrs[l]
+        idx = out_idxs[l]
+    return output_counts(ptr, idx, wts[len(wts) - 1].shape[1])
+
+
+@njit(cache=True, nogil=True)
 def output_counts(out_ptr, out_idx, n_out):
     """Spike count of each output unit over the sample (int64)."""
     c = np.zeros(n_out, dtype=np.int64)

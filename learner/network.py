@@ -146,6 +146,11 @@ class BioGradLearner:
             self._rows[l][:idx.size] = idx
             self._n_rows.append(int(idx.size))
         self._syn = None    # per-synapse traces, allocated on first use of the synapse engine
+        # the same arrays as tuples for the one-call forward (weights change in place only)
+        self._fwd_args = (tuple(self._wt), tuple(self.biases),
+                          np.array([p[0] for p in self._params], dtype=self.dtype),
+                          np.array([p[1] for p in self._params], dtype=self.dtype),
+                          tuple(self._v_rec), tuple(self._out_ptr), tuple(self._out_idx))
 
     def _synapse_workspace(self):
         if self._syn is None:
@@ -183,19 +188,14 @@ class BioGradLearner:
         Ties go to the first index.
         """
         ptr, idx = self._check(raster)
-        self._forward(ptr, idx)
-        ptr, idx = self._out_ptr[-1], self._out_idx[-1]
-        counts = kernels.output_counts(ptr, idx, self.config.layer_sizes[-1])
+        counts = self._forward(ptr, idx)
         return int(np.argmax(counts)), counts
 
     # --- training -------------------------------------------------------------
 
-    def _forward(self, ptr, idx):
-        for l in range(self.config.n_layers):
-            lam, th, _, _ = self._params[l]
-            kernels.layer_forward(ptr, idx, self._wt[l], self.biases[l], lam, th, self._v_rec[l],
-                                  self._out_ptr[l], self._out_idx[l])
-            ptr, idx = self._out_ptr[l], self._out_idx[l]
+    def _forward(self, ptr, idx) -> np.ndarray:
+        """All layers over all steps (records v and spikes); returns the output counts."""
+        return kernels.network_forward(ptr, idx, *self._fwd_args)
 
     def _forward_synapse(self, ptr, idx):
         syn = self._synapse_workspace()
