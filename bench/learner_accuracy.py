@@ -42,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="data root (default: $BIOGRAD_DATA)")
     ap.add_argument("--dataset", default="nmnist-1k")
     ap.add_argument("--epochs", type=int, default=1)
+    # defaults = learner.config.NMNIST_STREAMING (chosen with --val, see docs/learner.md)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--sleep-every", type=int, default=32)
