@@ -16,5 +16,9 @@ case "$1" in
   side)
     $PY ablation --epochs 10 --batch 32 --seeds 0
     $PY cv --epochs 8 --batch 32 --folds 5 --seed 0 ;;
-  *) echo "usage: $0 main|side"; exit 2 ;;
+  more)
+    $PY tune --method biograd --lrs 1e-4 3e-4 1e-3 3e-3 --epochs 15 --batch 32
+    $PY nmnist --methods biograd --lr-from-tune --epochs 15 --batch 32 --seeds 0 1 2
+    $PY ablation --epochs 10 --batch 32 --seeds 1 2 ;;
+  *) echo "usage: $0 main|side|more"; exit 2 ;;
 esac

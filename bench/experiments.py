@@ -212,29 +212,64 @@ def cmd_nmnist(args) -> int:
     tr, ytr, te, yte = nmnist_data(args)
     log = Log(args.log)
     log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
-    done = done_keys(log, "run_done", ("method", "seed", "epochs", "batch"))
+    if args.lr_from_tune:
+        # One method per call: the rate picked on validation by `tune` (mean of the last 5 epochs).
+        tuned = [r for r in Log(LOG_DIR / "tune.jsonl").read() if r.get("kind") == "tune_done"
+                 and r["method"] == args.methods[0] and r["epochs"] == args.epochs and r["batch"] == args.batch]
+        if len(args.methods) != 1 or not tuned:
+            raise BioGradError("--lr-from-tune needs one --methods and a finished `tune` run with the same "
+                               "epochs and batch")
+        args.lr = max(tuned, key=lambda r: (r["val_last5"], -r["lr"]))["lr"]
+        print(f"{args.methods[0]}: lr {args.lr:g} from the validation sweep", flush=True)
     recs = log.read()
+    # lr None = the method's reference rate (BioGrad SGD 1e-3, BPTT Adam 1e-4).
+    done = {(r["method"], r["seed"], r["epochs"], r["batch"], r.get("lr")) for r in recs
+            if r.get("kind") == "run_done"}
     for seed in args.seeds:
         for method in args.methods:
-            key = (method, seed, args.epochs, args.batch)
+            key = (method, seed, args.epochs, args.batch, args.lr)
             if key in done:
                 print(f"skip {key}: already in {log.path}")
                 continue
             # The sample order of epoch e depends only on (seed, e), so the first E epochs of a
             # longer run with the same seed and batch *are* an E-epoch run: reuse them.
             prior = {r["epoch"]: r for r in recs if r.get("kind") == "epoch" and r["method"] == method
-                     and r["seed"] == seed and r["batch"] == args.batch and r["epoch"] <= args.epochs}
+                     and r["seed"] == seed and r["batch"] == args.batch and r.get("lr") == args.lr
+                     and r["epoch"] <= args.epochs}
             if len(prior) == args.epochs:
                 log.append({"kind": "run_done", "method": method, "seed": seed, "epochs": args.epochs,
-                            "batch": args.batch, "test_acc": prior[args.epochs]["eval_acc"],
+                            "batch": args.batch, "lr": args.lr, "test_acc": prior[args.epochs]["eval_acc"],
                             "train_wall_s": sum(r["train_s"] for r in prior.values()),
                             "from_longer_run": max(r["epochs"] for r in prior.values())})
                 print(f"{key}: first {args.epochs} epochs of a longer logged run")
                 continue
-            tag = {"method": method, "seed": seed, "epochs": args.epochs, "batch": args.batch}
-            run = make_run(method, seed, args.batch)
+            tag = {"method": method, "seed": seed, "epochs": args.epochs, "batch": args.batch, "lr": args.lr}
+            run = make_run(method, seed, args.batch, **({"lr": args.lr} if args.lr else {}))
             acc, wall = run_epochs(run, tr, ytr, te, yte, args.epochs, seed, log, tag)
             log.append({"kind": "run_done", **tag, "test_acc": acc, "train_wall_s": wall})
+    return 0
+
+
+def cmd_tune(args) -> int:
+    """Learning rate on a validation split carved from train (the test split is never used)."""
+    tr, ytr, _, _ = nmnist_data(args)
+    log = Log(args.log)
+    log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
+    perm = np.random.default_rng([args.select_seed, 15485863]).permutation(len(tr))
+    fit_idx, val_idx = perm[:-args.val], perm[-args.val:]
+    fit, val = [tr[i] for i in fit_idx], [tr[i] for i in val_idx]
+    recs = log.read()
+    for lr in args.lrs:
+        tag = {"method": args.method, "lr": lr, "epochs": args.epochs, "batch": args.batch,
+               "seed": args.select_seed, "val_samples": args.val}
+        if any(r.get("kind") == "tune_done" and all(r.get(k) == v for k, v in tag.items()) for r in recs):
+            continue
+        run = make_run(args.method, args.select_seed, args.batch, lr=lr)
+        run_epochs(run, fit, ytr[fit_idx], val, ytr[val_idx], args.epochs, args.select_seed, log, tag)
+        accs = [r["eval_acc"] for r in log.read() if r.get("kind") == "epoch"
+                and all(r.get(k) == v for k, v in tag.items())][-args.epochs:]
+        # Mean of the last 5 epochs: single-epoch accuracy on 200 samples jumps by ±10 points.
+        log.append({"kind": "tune_done", **tag, "val_last": accs[-1], "val_last5": float(np.mean(accs[-5:]))})
     return 0
 
 
@@ -546,26 +581,30 @@ def cmd_report(args) -> int:
         print("\n## N-MNIST nmnist-1k: BioGrad vs BPTT")
         ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
 
-        def last5(method, seed, epochs):
-            rs = [r["eval_acc"] for r in ep if r["method"] == method and r["seed"] == seed
-                  and epochs - 5 < r["epoch"] <= epochs]
+        def last5(method, seed, epochs, lr):
+            rs = {r["epoch"]: r["eval_acc"] for r in ep if r["method"] == method and r["seed"] == seed
+                  and r.get("lr") == lr and epochs - 5 < r["epoch"] <= epochs}
+            rs = list(rs.values())
             return float(np.mean(rs[-5:]))
 
-        print("| method | epochs | seeds | batch | test acc % at last epoch (mean ± std) | "
+        print("| method | lr | epochs | seeds | batch | test acc % at last epoch (mean ± std) | "
               "mean of last 5 epochs % | train wall s / run | paper |")
-        print("|---|---|---|---|---|---|---|---|")
-        for epochs in sorted({r["epochs"] for r in rows}):
+        print("|---|---|---|---|---|---|---|---|---|")
+        ref_lr = {"biograd": "1e-3 SGD (ref.)", "bptt": "1e-4 Adam (ref.)"}
+        for epochs, lr in sorted({(r["epochs"], r.get("lr") or 0.0) for r in rows}):
+            lr = lr or None
             for method in ("biograd", "bptt"):
-                rs = {r["seed"]: r for r in rows if r["method"] == method and r["epochs"] == epochs}
+                rs = {r["seed"]: r for r in rows if r["method"] == method and r["epochs"] == epochs
+                      and r.get("lr") == lr}
                 rs = [rs[s] for s in sorted(rs)]
                 if not rs:
                     continue
-                l5 = [last5(method, r["seed"], epochs) for r in rs]
-                print(f"| {method} | {epochs} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
+                l5 = [last5(method, r["seed"], epochs, lr) for r in rs]
+                print(f"| {method} | {ref_lr[method] if lr is None else f'{lr:g} (val-tuned)'} | {epochs} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
                       f"{rs[0]['batch']} | {_ms([r['test_acc'] for r in rs])} | {_ms(l5)} | "
                       f"{np.mean([r['train_wall_s'] for r in rs]):.0f} | "
                       f"{PAPER['nmnist'] if method == 'biograd' else 'same level as BP'} |")
-                key = f"nmnist_{method}_e{epochs}"
+                key = f"nmnist_{method}_e{epochs}" + ("" if lr is None else f"_lr{lr:g}")
                 out[f"{key}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
                 out[f"{key}_test_std"] = float(np.std([r["test_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
                 out[f"{key}_last5_mean"] = float(np.mean(l5))
@@ -628,7 +667,7 @@ def cmd_report(args) -> int:
         for layer, ax in enumerate(axes):
             ax.set_title(f"hidden layer {layer + 1}: angle(B, (W_out…W_{layer + 2})ᵀ)")
             ax.set_xlabel("training samples"); ax.grid(alpha=.3)
-        axes[0].set_ylabel("angle (degrees)"); axes[0].legend(fontsize=8)
+        axes[0].set_ylabel("angle (degrees)"); axes[1].legend(fontsize=8, loc="center right")
         fig.tight_layout(); fig.savefig(docs / "results_ablation_angle.png", dpi=110); plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ep = [r for r in ab if r.get("kind") == "epoch"]
@@ -696,6 +735,8 @@ def main(argv=None) -> int:
     common(n, "nmnist")
     n.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     n.add_argument("--methods", nargs="+", default=["biograd", "bptt"])
+    n.add_argument("--lr", type=float, help="learning rate (default: each method's reference rate)")
+    n.add_argument("--lr-from-tune", action="store_true", help="use the rate `tune` picked on validation")
     n.set_defaults(func=cmd_nmnist)
 
     c = sub.add_parser("cv", help="5-fold CV on the nmnist-1k training samples")
@@ -709,6 +750,14 @@ def main(argv=None) -> int:
     common(a, "ablation")
     a.add_argument("--seeds", type=int, nargs="+", default=[0])
     a.set_defaults(func=cmd_ablation)
+
+    t = sub.add_parser("tune", help="learning rate on a validation split of nmnist-1k train")
+    common(t, "tune", epochs=15)
+    t.add_argument("--method", default="biograd")
+    t.add_argument("--lrs", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3])
+    t.add_argument("--val", type=int, default=200)
+    t.add_argument("--select-seed", type=int, default=100)
+    t.set_defaults(func=cmd_tune)
 
     s = sub.add_parser("streaming", help="batch size 1, one pass, lr picked on validation")
     s.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3])
