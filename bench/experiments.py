@@ -557,11 +557,14 @@ def cmd_report(args) -> int:
         best = max(m, key=lambda r: (r["val_acc"], -r["epoch"]))
         last = m[-1]
         print("\n## MNIST (BioGrad 784-500-100-10)")
-        print("| epochs run | best-val epoch | val @best | test @best-val | test @last | train samples/s | paper |")
-        print("|---|---|---|---|---|---|---|")
+        sps = [r["samples_per_s"] for r in m]
+        print("| epochs run | best-val epoch | val % @best | test % @best-val epoch | test % @last epoch | "
+              "train wall (all epochs) | train samples/s mean (max) | eval samples/s mean | paper |")
+        print("|---|---|---|---|---|---|---|---|---|")
         print(f"| {len(m)}{'' if last['complete'] else ' (last partial)'} | {best['epoch']} | "
               f"{best['val_acc'] * 100:.2f} | {best['test_acc'] * 100:.2f} | {last['test_acc'] * 100:.2f} | "
-              f"{np.mean([r['samples_per_s'] for r in m]):.0f} | {PAPER['mnist']} |")
+              f"{sum(r['train_s'] for r in m) / 60:.0f} min | {np.mean(sps):.0f} ({max(sps):.0f}) | "
+              f"{np.mean([r['eval_samples_per_s'] for r in m]):.0f} | {PAPER['mnist']} |")
         out.update(mnist_epochs=len(m), mnist_test_at_best_val=best["test_acc"],
                    mnist_test_last=last["test_acc"], mnist_best_val=best["val_acc"],
                    mnist_train_samples_per_s=float(np.mean([r["samples_per_s"] for r in m])),
