@@ -55,8 +55,12 @@ def bench_onchip(args) -> dict:
     rho = float(np.exp(-1.0 / args.tau))
     results: dict[str, float] = {}
 
-    def run_float(name, dep):
-        emu = FloatEmulator(params, args.lr, dep, w_lsb=2.0 ** -args.weight_frac_bits, impulse=args.impulse,
+    plan = plan_onchip(params, lr=args.lr, weight_frac_bits=args.weight_frac_bits, impulse=args.impulse,
+                       tau=args.tau, delta_scale=ds, rng_seed=args.seed)
+    chip_lr = tuple(lay.lr for lay in plan.layers)
+
+    def run_float(name, dep, lr=args.lr):
+        emu = FloatEmulator(params, lr, dep, w_lsb=2.0 ** -args.weight_frac_bits, impulse=args.impulse,
                             tau=args.tau, delta_scale=ds, seed=args.seed)
         t = time.perf_counter()
         for k in order:
@@ -75,16 +79,18 @@ def bench_onchip(args) -> dict:
         ("float_bias_frozen", Departures(learn_bias=False)),
         ("float_all", Departures(kappa=False, decay=rho, quantize=True, learn_bias=False)),
     ]
+    # the rule's scaling factor m 2^k (k >= -7) cannot always express args.lr: this variant is the
+    # exact algorithm at the per-layer rates the on-chip rule really uses
+    variants.append(("float_exact_chip_lr", Departures()))
     if not args.skip_float:
         for name, dep in variants:
-            run_float(name, dep)
-
-    plan = plan_onchip(params, lr=args.lr, weight_frac_bits=args.weight_frac_bits, impulse=args.impulse,
-                       tau=args.tau, delta_scale=ds, rng_seed=args.seed)
-    if args.skip_onchip:
-        return _onchip_table(args, results, len(train), len(test))
+            if args.only and name not in args.only:
+                continue
+            run_float(name, dep, chip_lr if name.endswith("chip_lr") else args.lr)
     results["onchip_lr_realised_hidden"] = plan.layers[0].lr
     results["onchip_lr_realised_out"] = plan.layers[-1].lr
+    if args.skip_onchip:
+        return _onchip_table(args, results, len(train), len(test))
     emu = OnChipEmulator(plan, len(train) * plan.period + 1)
     labels = np.asarray(train_lab)[order]
     t = time.perf_counter()
@@ -255,6 +261,7 @@ def main(argv=None) -> int:
     p.add_argument("--delta-scale", type=float, nargs="+", default=[640.0, 64.0])
     p.add_argument("--skip-float", action="store_true", help="only the integer on-chip emulation")
     p.add_argument("--skip-onchip", action="store_true", help="only the float variants")
+    p.add_argument("--only", nargs="+", help="float variants to run (default: all)")
     p = sub.add_parser("lava-vs-emulation")
     p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--samples", type=int, default=20)

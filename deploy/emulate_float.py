@@ -135,12 +135,13 @@ def _seed(seed):
 class FloatEmulator:
     """Batch-1 BioGrad with departure switches; see the module docstring."""
 
-    def __init__(self, params: NetworkParams, lr: float, departures: Departures = Departures(),
+    def __init__(self, params: NetworkParams, lr: float | tuple[float, ...], departures: Departures = Departures(),
                  w_lsb: float = 2.0 ** -11, impulse: int = 16, tau: int = 1,
                  delta_scale: tuple[float, ...] = (640.0, 64.0),
                  seed: int = 0):
         self.p = params
-        self.lr, self.dep = lr, departures
+        lrs = tuple(lr) if isinstance(lr, (tuple, list)) else (lr,) * params.n_layers
+        self.lr, self.dep = lrs, departures
         self.w_lsb, self.delta_scale = w_lsb, delta_scale
         self.tag_scale = float(np.exp(-1.0 / tau)) * impulse
         self.mu = [departures.decay if departures.decay is not None else params.vdecay[l]
@@ -183,6 +184,6 @@ class FloatEmulator:
             xin, v, s, psi = rec[l]
             g = np.zeros_like(v)
             _eligibility_rows(v, s.astype(np.float64), psi, self.mu[l], self.dep.kappa, g)
-            _update(self.wt[l], self.b[l], g, xin, delta, self.lr, self.dep.learn_bias, self.dep.quantize,
+            _update(self.wt[l], self.b[l], g, xin, delta, self.lr[l], self.dep.learn_bias, self.dep.quantize,
                     self.tag_scale, self.w_lsb)
         return pred
