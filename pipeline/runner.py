@@ -639,7 +639,8 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
         sinks.close()
         from pipeline.security import stop_authenticator
         stop_authenticator(ctx)
-        ctx.term()
+        # Closes anything left open (after an error); a second for the output's last records.
+        ctx.destroy(linger=1000)
     if cfg.sinks.plots:
         try:
             from sinks.plots import make_plots

@@ -67,14 +67,21 @@ def connect_address(address: str) -> str:
 
 
 def bind(ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int = 1000) -> zmq.Socket:
-    sock = ctx.socket(kind)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVHWM, hwm)
-    sock.setsockopt(zmq.SNDHWM, hwm)
     check_bind(address, keys)
-    if keys:
-        secure_server(sock, keys)
-    sock.bind(address)
+    sock = ctx.socket(kind)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        if keys:
+            secure_server(sock, keys)
+        sock.bind(address)
+    except zmq.ZMQError as exc:
+        sock.close(0)
+        raise BioGradError(f"cannot bind {address}: {exc}") from None
+    except BaseException:
+        sock.close(0)
+        raise
     return sock
 
 

@@ -234,3 +234,31 @@ def test_config_written_to_the_run_dir_reads_back_equal(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg))
     assert build_run_config(path) == cfg
+
+
+def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
+    """`live` on the real DAVIS346 recording, down-sampled to the N-MNIST input, 20 ms windows."""
+    from pipeline.runner import live
+    cfg = _cfg(tmp_path, "source.kind=aedat", f"source.path={davis_file}", "source.resize=[34, 34]",
+               "source.window_us=20000")
+    summary = live(cfg, None)
+    assert summary["reason"] == "end"
+    assert summary["events"] > 0 and summary["samples"] == 0      # no labels: predicted, not trained
+    windows = summary["processed"]
+    assert 5 <= windows <= 8                                        # 0.13 s of events in 20 ms windows
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["type"] == "end" and rows[-1]["processed"] == windows
+    assert all(r["phase"] == "live" for r in rows if r["type"] == "metrics")
+
+
+def test_keys_command_creates_and_refuses_to_overwrite(tmp_path, capsys):
+    from pipeline.cli import main
+    assert main(["keys", str(tmp_path / "k")]) == 0
+    names = sorted(p.name for p in (tmp_path / "k").iterdir())
+    assert names == ["authorized_clients", "client.key", "client.key_secret", "server.key", "server.key_secret"]
+    assert (tmp_path / "k" / "server.key_secret").stat().st_mode & 0o077 == 0
+    assert main(["keys", str(tmp_path / "k")]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert main(["learner", "--set", "pipeline.bind_host=0.0.0.0", "--set", "pipeline.port=47350",
+                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert "refusing to bind tcp://0.0.0.0:47350 without encryption" in capsys.readouterr().err
