@@ -45,7 +45,7 @@ def main(argv=None):
     # defaults = learner.config.NMNIST_STREAMING (chosen with --val, see docs/learner.md)
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--sleep-every", type=int, default=32)
+    ap.add_argument("--sleep-every", type=int, default=128)
     ap.add_argument("--no-sleep", action="store_true")
     ap.add_argument("--feedback-init", default="mirror", choices=["mirror", "random"])
     ap.add_argument("--hidden", default="500,100", help="hidden layer sizes")

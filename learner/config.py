@@ -73,4 +73,4 @@ NMNIST_LEARNER = LearnerConfig()
 MNIST_LEARNER = replace(NMNIST_LEARNER, layer_sizes=(784, 500, 100, 10), timesteps=20, error_start=5)
 #: Streaming (update after every labelled sample) on N-MNIST: η and the sleep interval chosen on
 #: a validation split of nmnist-1k (docs/learner.md), not on the test split.
-NMNIST_STREAMING = replace(NMNIST_LEARNER, batch_size=1, lr=3e-4, sleep_every=32)
+NMNIST_STREAMING = replace(NMNIST_LEARNER, batch_size=1, lr=3e-4, sleep_every=128)
