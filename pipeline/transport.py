@@ -104,6 +104,16 @@ def connect(ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int 
     return sock
 
 
+def close_bound(sock: zmq.Socket, address: str) -> None:
+    """Close a bound socket and remove its ipc:// file (libzmq leaves it behind)."""
+    sock.close()
+    if address.startswith("ipc://"):
+        try:
+            os.unlink(address[len("ipc://"):])
+        except OSError:
+            pass
+
+
 def _send(sock: zmq.Socket, frames, flags: int = 0) -> None:
     big = any(isinstance(f, memoryview) and f.nbytes >= ZERO_COPY_THRESHOLD for f in frames)
     sock.send_multipart(frames, flags=flags, copy=not big)
@@ -341,8 +351,13 @@ class Receiver:
     def __init__(self, input_address: str, control_address: str | None = None, ctx: zmq.Context | None = None,
                  hwm: int = 1000, keys: str = "", max_events: int = protocol.DEFAULT_MAX_EVENTS):
         self.ctx = ctx or zmq.Context.instance()
+        self.addresses = [input_address] + ([control_address] if control_address else [])
         self.input = bind(self.ctx, zmq.PULL, input_address, keys, hwm)
-        self.control = bind(self.ctx, zmq.PULL, control_address, keys, hwm) if control_address else None
+        try:
+            self.control = bind(self.ctx, zmq.PULL, control_address, keys, hwm) if control_address else None
+        except BaseException:
+            close_bound(self.input, input_address)
+            raise
         self.max_events = max_events
         self.counters = Counters()
         self.streams: dict[int, _Stream] = {}
@@ -478,9 +493,9 @@ class Receiver:
             out.append(msg)
 
     def close(self) -> None:
-        self.input.close()
+        close_bound(self.input, self.addresses[0])
         if self.control is not None:
-            self.control.close()
+            close_bound(self.control, self.addresses[1])
 
 
 class RecordPublisher:
@@ -488,6 +503,7 @@ class RecordPublisher:
 
     def __init__(self, address: str, ctx: zmq.Context | None = None, keys: str = "", hwm: int = 10000):
         self.ctx = ctx or zmq.Context.instance()
+        self.address = address
         self.sock = bind(self.ctx, zmq.PUB, address, keys, hwm)
         self.seq = 0
         self.stream_id = secrets.randbits(32)
@@ -509,7 +525,7 @@ class RecordPublisher:
             pass
 
     def close(self) -> None:
-        self.sock.close()
+        close_bound(self.sock, self.address)
 
 
 class RecordSubscriber:

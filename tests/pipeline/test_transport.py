@@ -227,3 +227,12 @@ def test_curve_refuses_unauthenticated_clients(ctx, tmp_path):
     receiver.close()
     from pipeline.security import stop_authenticator
     stop_authenticator(ctx)
+
+
+def test_ipc_files_are_removed_on_close(ctx, tmp_path):
+    receiver = Receiver(f"ipc://{tmp_path}/in", f"ipc://{tmp_path}/ctl", ctx=ctx)
+    pub = RecordPublisher(f"ipc://{tmp_path}/out", ctx)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ctl", "in", "out"]
+    receiver.close()
+    pub.close()
+    assert list(tmp_path.iterdir()) == []
