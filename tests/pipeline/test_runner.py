@@ -159,6 +159,9 @@ def test_learner_survives_hostile_input_and_counts_it(tmp_path):
     assert summary["samples"] == 20 and summary["processed"] == 20
     assert summary["invalid"] == len(hostile) + 2
     assert summary["learner"].updates == 2          # 16 + the flushed partial batch of 4
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    metrics = [r for r in rows if r["type"] == "metrics"]
+    assert metrics[-1]["invalid"] == len(hostile) + 2 and rows[-1]["invalid"] == len(hostile) + 2
 
 
 def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_path):
