@@ -86,7 +86,7 @@ def bench_onchip(args) -> dict:
         for name, dep in variants:
             if args.only and name not in args.only:
                 continue
-            run_float(name, dep, chip_lr if name.endswith("chip_lr") else args.lr)
+            run_float(name, dep, chip_lr if (args.chip_lr or name.endswith("chip_lr")) else args.lr)
     results["onchip_lr_realised_hidden"] = plan.layers[0].lr
     results["onchip_lr_realised_out"] = plan.layers[-1].lr
     if args.skip_onchip:
@@ -114,7 +114,7 @@ def bench_onchip(args) -> dict:
 
 def _onchip_table(args, results, n_train, n_test) -> dict:
     results.update({"hidden": args.hidden, "train_samples": n_train, "test_samples": n_test,
-                    "lr": args.lr, "seed": args.seed})
+                    "lr": args.lr, "seed": args.seed, "float_at_chip_lr": float(bool(args.chip_lr))})
     print()
     print(f"MNIST 784-{args.hidden}-10, one pass over {n_train} training digits, batch 1, "
           f"test on {n_test} digits")
@@ -262,6 +262,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-float", action="store_true", help="only the integer on-chip emulation")
     p.add_argument("--skip-onchip", action="store_true", help="only the float variants")
     p.add_argument("--only", nargs="+", help="float variants to run (default: all)")
+    p.add_argument("--chip-lr", action="store_true",
+                   help="run every float variant at the per-layer rates the on-chip rule realises")
     p = sub.add_parser("lava-vs-emulation")
     p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--samples", type=int, default=20)
