@@ -20,5 +20,7 @@ case "$1" in
     $PY tune --method biograd --lrs 1e-4 3e-4 1e-3 3e-3 --epochs 15 --batch 32
     $PY nmnist --methods biograd --lr-from-tune --epochs 15 --batch 32 --seeds 0 1 2
     $PY ablation --epochs 10 --batch 32 --seeds 1 2 ;;
-  *) echo "usage: $0 main|side|more"; exit 2 ;;
+  long)   # after side: seeds 1 and 2 for 30 epochs too
+    $PY nmnist --epochs 30 --batch 32 --seeds 0 1 2 ;;
+  *) echo "usage: $0 main|side|more|long"; exit 2 ;;
 esac
