@@ -585,8 +585,13 @@ def cmd_report(args) -> int:
         ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
 
         def last5(method, seed, epochs, lr):
-            rs = {r["epoch"]: r["eval_acc"] for r in ep if r["method"] == method and r["seed"] == seed
-                  and r.get("lr") == lr and epochs - 5 < r["epoch"] <= epochs}
+            # First record per epoch: the one the run_done of an E-epoch run was built from
+            # (a later, longer run of the same seed logs those epochs again).
+            rs: dict = {}
+            for r in ep:
+                if (r["method"] == method and r["seed"] == seed and r.get("lr") == lr
+                        and epochs - 5 < r["epoch"] <= epochs and r["epochs"] >= epochs):
+                    rs.setdefault(r["epoch"], r["eval_acc"])
             rs = list(rs.values())
             return float(np.mean(rs[-5:]))
 
@@ -620,7 +625,7 @@ def cmd_report(args) -> int:
                 rs = [r for r in ep if r["method"] == method and r["seed"] == s]
                 # A longer run of the same seed covers the shorter one: plot the longest.
                 longest = max(r["epochs"] for r in rs)
-                rs = [r for r in rs if r["epochs"] == longest]
+                rs = list({r["epoch"]: r for r in rs if r["epochs"] == longest and r.get("lr") is None}.values())
                 ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs], color=color, alpha=.7,
                         label=method if s == seeds[0] else None)
         ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy % (100 samples)")
