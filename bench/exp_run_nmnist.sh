@@ -22,5 +22,7 @@ case "$1" in
     $PY ablation --epochs 10 --batch 32 --seeds 1 2 ;;
   long)   # after side: seeds 1 and 2 for 30 epochs too
     $PY nmnist --epochs 30 --batch 32 --seeds 0 1 2 ;;
-  *) echo "usage: $0 main|side|more|long"; exit 2 ;;
+  cv15)   # after more: CV with the main comparison's 15 epochs (folds in order, as time allowed)
+    $PY cv --epochs 15 --batch 32 --folds 5 --seed 0 ;;
+  *) echo "usage: $0 main|side|more|long|cv15"; exit 2 ;;
 esac

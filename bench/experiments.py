@@ -637,13 +637,15 @@ def cmd_report(args) -> int:
         print("\n## N-MNIST 5-fold cross-validation on the 1 000 training samples")
         print("| method | folds | epochs | batch | held-out acc % (mean ± std over folds) |")
         print("|---|---|---|---|---|")
-        for method in ("biograd", "bptt"):
-            rs = [r for r in cv if r["method"] == method]
-            if rs:
-                print(f"| {method} | {len(rs)} | {rs[0]['epochs']} | {rs[0]['batch']} | "
-                      f"{_ms([r['heldout_acc'] for r in rs])} |")
-                out[f"cv_{method}_mean"] = float(np.mean([r["heldout_acc"] for r in rs]))
-                out[f"cv_{method}_std"] = float(np.std([r["heldout_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+        for epochs in sorted({r["epochs"] for r in cv}):
+            for method in ("biograd", "bptt"):
+                rs = [r for r in cv if r["method"] == method and r["epochs"] == epochs]
+                if rs:
+                    print(f"| {method} | {len(rs)} ({', '.join(str(r['fold']) for r in rs)}) | {epochs} | "
+                          f"{rs[0]['batch']} | {_ms([r['heldout_acc'] for r in rs])} |")
+                    out[f"cv_{method}_e{epochs}_mean"] = float(np.mean([r["heldout_acc"] for r in rs]))
+                    out[f"cv_{method}_e{epochs}_std"] = (float(np.std([r["heldout_acc"] for r in rs], ddof=1))
+                                                        if len(rs) > 1 else 0.0)
 
     ab = L("ablation")
     ab_done = [r for r in ab if r.get("kind") == "run_done"]
