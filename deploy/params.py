@@ -6,14 +6,12 @@ Read from a learner checkpoint (``BioGradLearner.save``: arrays ``W{l}`` (N_l, N
 """
 from __future__ import annotations
 
-import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataFormatError, DataNotFoundError
+from pipeline.errors import DataFormatError
 
 
 @dataclass(frozen=True)
@@ -52,23 +50,10 @@ class NetworkParams:
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "NetworkParams":
         """Read ``W{l}``, ``b{l}``, ``B{l}`` and the stored learner config of a .npz checkpoint."""
-        from learner.config import LearnerConfig
-        from pipeline.config import from_dict
+        from learner.network import read_checkpoint
 
         path = Path(path)
-        if not path.is_file():
-            raise DataNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise DataFormatError(path, f"not a readable learner checkpoint (.npz): {exc}") from None
-        if "config_json" not in data:
-            raise DataFormatError(path, "checkpoint lacks config_json (not a learner checkpoint)")
-        try:
-            cfg = from_dict(LearnerConfig, json.loads(str(data["config_json"])), "learner.")
-        except (ValueError, json.JSONDecodeError) as exc:
-            raise DataFormatError(path, f"stored learner config is invalid: {exc}") from None
+        cfg, data = read_checkpoint(path)
         sizes = cfg.layer_sizes
         weights, biases, feedback = [], [], []
         for l in range(cfg.n_layers):

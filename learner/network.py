@@ -378,20 +378,7 @@ class BioGradLearner:
         rate); without it the stored config is used.
         """
         path = Path(path)
-        if not path.is_file():
-            raise DataNotFoundError(f"checkpoint {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-            raise DataFormatError(path, f"not a readable learner checkpoint (.npz): {exc}") from None
-        if "format" not in data or str(data["format"]) != CHECKPOINT_FORMAT:
-            raise DataFormatError(path, f"not a {CHECKPOINT_FORMAT} checkpoint "
-                                        f"(format={data.get('format', 'missing')!s})")
-        try:
-            stored = from_dict(LearnerConfig, json.loads(str(data["config_json"])), "learner.")
-        except (ConfigError, json.JSONDecodeError, KeyError) as exc:
-            raise DataFormatError(path, f"stored learner config is invalid: {exc}") from None
+        stored, data = read_checkpoint(path)
         if config is not None and tuple(config.layer_sizes) != tuple(stored.layer_sizes):
             raise ConfigError(
                 f"checkpoint {path} holds a network of layer sizes {tuple(stored.layer_sizes)} "
@@ -415,6 +402,30 @@ class BioGradLearner:
         except (ValueError, TypeError) as exc:
             raise DataFormatError(path, f"corrupt learner state: {exc}") from None
         return self
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[LearnerConfig, dict[str, np.ndarray]]:
+    """The stored config and every array of a checkpoint written by :meth:`BioGradLearner.save`.
+
+    Never unpickles. A missing file raises DataNotFoundError; an unreadable,
+    foreign or config-less file a DataFormatError naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DataFormatError(path, f"not a readable learner checkpoint (.npz): {exc}") from None
+    if "format" not in data or str(data["format"]) != CHECKPOINT_FORMAT:
+        raise DataFormatError(path, f"not a {CHECKPOINT_FORMAT} checkpoint "
+                                    f"(format={data.get('format', 'missing')!s})")
+    try:
+        stored = from_dict(LearnerConfig, json.loads(str(data["config_json"])), "learner.")
+    except (ConfigError, json.JSONDecodeError, KeyError) as exc:
+        raise DataFormatError(path, f"stored learner config is invalid: {exc}") from None
+    return stored, data
 
 
 def _copy_checked(path: Path, key: str, data: dict, target: np.ndarray) -> None:
