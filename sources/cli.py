@@ -1,7 +1,8 @@
-"""`biograd data download nmnist`, `biograd data info PATH` and `biograd label K --connect ADDR`."""
+"""`biograd data download nmnist`, `biograd data info PATH` and `biograd label [K] --connect ADDR`."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -21,13 +22,32 @@ def cmd_info(args) -> int:
     return 0
 
 
-def cmd_label(args) -> int:
+def _send_label(connect: str, keys: str, text: str) -> None:
     from pipeline.errors import ConfigError
     from pipeline.transport import send_control
-    if not 0 <= args.digit <= 9:
-        raise ConfigError(f"label {args.digit}: must be a digit 0..9")
-    send_control(args.connect, "label", args.digit, keys=args.keys or "")
-    print(f"the next live window at {args.connect} is labelled {args.digit}")
+    if not text.strip().isdigit() or not 0 <= int(text) <= 9:
+        raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
+    send_control(connect, "label", int(text), keys=keys)
+    print(f"the next live window at {connect} is labelled {int(text)}", flush=True)
+
+
+def cmd_label(args) -> int:
+    """One label (``biograd label 3``), or the keyboard helper: one digit per line from stdin."""
+    keys = args.keys or ""
+    if args.digit is not None:
+        _send_label(args.connect, keys, args.digit)
+        return 0
+    from pipeline.errors import ConfigError
+    print("type the digit now in front of the camera and press Enter (q or Ctrl-D to quit)", flush=True)
+    for line in sys.stdin:
+        if line.strip().lower() in ("q", "quit", "exit"):
+            break
+        if not line.strip():
+            continue
+        try:
+            _send_label(args.connect, keys, line)
+        except ConfigError as exc:  # a typo must not end the labelling session
+            print(f"ignored: {exc}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -48,9 +68,10 @@ def register(subparsers) -> None:
     p.add_argument("path")
     p.set_defaults(func=cmd_info)
 
-    p = subparsers.add_parser("label", help="say the next live window shows digit K (control message)",
+    p = subparsers.add_parser("label", help="say the next live window shows digit K; without K, read digits "
+                                            "from the keyboard (one per line)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("digit", metavar="K", type=int)
+    p.add_argument("digit", metavar="K", nargs="?", help="the digit; omit it to label interactively")
     p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control address")
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
     p.set_defaults(func=cmd_label)

@@ -92,3 +92,21 @@ def test_label_cli_sends_a_control_message():
         assert msg.type == protocol.MsgType.CONTROL and msg.payload == {"command": "label", "label": 3}
     finally:
         sock.close(0)
+
+
+def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatch, capsys):
+    import io
+    from pipeline import protocol
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    monkeypatch.setattr("sys.stdin", io.StringIO("4\nx\n\n7\nq\n9\n"))
+    try:
+        assert main(["label", "--connect", f"tcp://127.0.0.1:{port}"]) == 0
+        labels = []
+        while sock.poll(2000):
+            labels.append(protocol.decode(sock.recv_multipart()).payload["label"])
+        assert labels == [4, 7]            # "x" is refused, nothing after "q" is sent
+        assert "ignored: label 'x': must be a digit 0..9" in capsys.readouterr().err
+    finally:
+        sock.close(0)
