@@ -24,5 +24,7 @@ case "$1" in
     $PY nmnist --epochs 30 --batch 32 --seeds 0 1 2 ;;
   cv15)   # after more: CV with the main comparison's 15 epochs (folds in order, as time allowed)
     $PY cv --epochs 15 --batch 32 --folds 5 --seed 0 ;;
-  *) echo "usage: $0 main|side|more|long|cv15"; exit 2 ;;
+  tuned30)  # BioGrad at the validation-picked lr (3e-4, from `tune`'s 15-epoch sweep) for 30 epochs
+    $PY nmnist --methods biograd --lr 3e-4 --epochs 30 --batch 32 --seeds 0 1 2 ;;
+  *) echo "usage: $0 main|side|more|long|cv15|tuned30"; exit 2 ;;
 esac
