@@ -618,6 +618,14 @@ def cmd_report(args) -> int:
                 out[f"{key}_last5_mean"] = float(np.mean(l5))
                 out[f"{key}_train_wall_s"] = float(np.mean([r["train_wall_s"] for r in rs]))
         ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
+        for epochs in sorted({r["epochs"] for r in rows}):
+            b, p = out.get(f"nmnist_biograd_e{epochs}_last5_mean"), out.get(f"nmnist_bptt_e{epochs}_last5_mean")
+            tb, tp = out.get(f"nmnist_biograd_e{epochs}_train_wall_s"), out.get(f"nmnist_bptt_e{epochs}_train_wall_s")
+            if b and p:
+                out[f"nmnist_e{epochs}_accuracy_ratio_biograd_vs_bptt"] = b / p
+                out[f"nmnist_e{epochs}_train_time_ratio_biograd_vs_bptt"] = tb / tp
+                print(f"{epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
+                      f"training wall time = {tb / tp:.2f}")
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for method, color in (("biograd", "C0"), ("bptt", "C3")):
             seeds = sorted({r["seed"] for r in ep if r["method"] == method})
