@@ -490,31 +490,30 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
                     ack_address=ack_address)
     sent = 0
     pacer = Pacer(cfg.source.speed, stop)
+
+    def send_split(split: str, phase, epoch: int, skip: int = 0) -> bool:
+        """Send one split of one epoch; False when asked to stop part-way."""
+        nonlocal sent
+        n = 0
+        for index, sample in iter_split(cfg, data_root, split, epoch, skip):
+            pacer.wait(sample.events)
+            if stop.is_set():
+                return False
+            sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
+                               phase, epoch, index)
+            n += 1
+        sender.split_end(phase, epoch, n)
+        sent += n
+        return True
+
     try:
         for epoch in range(start_epoch, epochs):
             if not (epoch == start_epoch and position.get("train_done")):
                 skip = int(position["next_index"]) if epoch == start_epoch else 0
-                n = 0
-                for index, sample in iter_split(cfg, data_root, "train", epoch, skip):
-                    pacer.wait(sample.events)
-                    if stop.is_set():
-                        return sent
-                    sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
-                                       Phase.TRAIN, epoch, index)
-                    n += 1
-                sender.split_end(Phase.TRAIN, epoch, n)
-                sent += n
-            if has_test:
-                n = 0
-                for index, sample in iter_split(cfg, data_root, "test", epoch):
-                    pacer.wait(sample.events)
-                    if stop.is_set():
-                        return sent
-                    sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
-                                       Phase.TEST, epoch, index)
-                    n += 1
-                sender.split_end(Phase.TEST, epoch, n)
-                sent += n
+                if not send_split("train", Phase.TRAIN, epoch, skip):
+                    return sent
+            if has_test and not send_split("test", Phase.TEST, epoch):
+                return sent
         return sent
     except InterruptedError:
         return sent

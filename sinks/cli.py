@@ -61,6 +61,8 @@ def _feed(args, sink, types=None, close=True) -> int:
     from sinks.predictions import RecordSubscriber
     from pipeline.protocol import RECORD_TYPES
     subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES), keys=args.keys)
+    # PUB/SUB keeps nothing for late joiners: tell whoever starts the learner that we listen now.
+    print(f"biograd: subscribed to {args.connect}", file=sys.stderr, flush=True)
     try:
         for record in subscriber.records(count=args.count, idle_timeout=args.timeout):
             sink.handle(record)

@@ -51,8 +51,12 @@ def straight_run(tmp_path_factory, data_dir):
          "--out", str(base / "watched.csv"), "--hidden", "1", "--timeout", "120"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # SUB connects before the learner binds; ZeroMQ reconnects until it is there.
-        time.sleep(1.0)
+        # SUB connects before the learner binds (ZeroMQ reconnects until it is there); start the
+        # replay only once the watcher says it has subscribed, however slowly it started.
+        seen = []
+        while not any("subscribed to" in line for line in seen):
+            seen.append(watcher.stderr.readline())
+            assert seen[-1], f"the metrics sink died before subscribing: {''.join(seen)}"
         _replay(run, data_dir, "--set", f"pipeline.output=tcp://127.0.0.1:{port}")
         out, err = watcher.communicate(timeout=60)
     finally:
