@@ -622,6 +622,8 @@ def cmd_report(args) -> int:
             b, p = out.get(f"nmnist_biograd_e{epochs}_last5_mean"), out.get(f"nmnist_bptt_e{epochs}_last5_mean")
             tb, tp = out.get(f"nmnist_biograd_e{epochs}_train_wall_s"), out.get(f"nmnist_bptt_e{epochs}_train_wall_s")
             if b and p:
+                if epochs == min(r["epochs"] for r in rows):
+                    print()
                 out[f"nmnist_e{epochs}_accuracy_ratio_biograd_vs_bptt"] = b / p
                 out[f"nmnist_e{epochs}_train_time_ratio_biograd_vs_bptt"] = tb / tp
                 print(f"{epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
