@@ -626,7 +626,7 @@ def cmd_report(args) -> int:
                     print()
                 out[f"nmnist_e{epochs}_accuracy_ratio_biograd_vs_bptt"] = b / p
                 out[f"nmnist_e{epochs}_train_time_ratio_biograd_vs_bptt"] = tb / tp
-                print(f"{epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
+                print(f"- {epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
                       f"training wall time = {tb / tp:.2f}")
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for method, color in (("biograd", "C0"), ("bptt", "C3")):
