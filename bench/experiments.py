@@ -709,6 +709,7 @@ def cmd_report(args) -> int:
         print("\n## Streaming (batch 1) vs batch mode, one pass over nmnist-1k Train")
         print("lr selection on a validation split of train: " + ", ".join(
             f"lr {r['lr']:g} → {r['val_acc'] * 100:.1f} %" for r in sel if r["sleep_every"] == chosen["sleep_every"]))
+        print()
         print("| mode | batch | lr | sleep | seeds | test acc % after 1 pass | online train acc % | samples/s |")
         print("|---|---|---|---|---|---|---|---|")
         for mode in ("streaming", "batch"):
