@@ -26,5 +26,7 @@ case "$1" in
     $PY cv --epochs 15 --batch 32 --folds 5 --seed 0 ;;
   tuned30)  # BioGrad at the validation-picked lr (3e-4, from `tune`'s 15-epoch sweep) for 30 epochs
     $PY nmnist --methods biograd --lr 3e-4 --epochs 30 --batch 32 --seeds 0 1 2 ;;
-  *) echo "usage: $0 main|side|more|long|cv15|tuned30"; exit 2 ;;
+  ablation30)  # one seed, 30 epochs: where do the feedback angles go?
+    $PY ablation --epochs 30 --batch 32 --seeds 0 ;;
+  *) echo "usage: $0 main|side|more|long|cv15|tuned30|ablation30"; exit 2 ;;
 esac

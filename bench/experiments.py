@@ -663,37 +663,43 @@ def cmd_report(args) -> int:
         print("\n## Ablation: sleep x feedback init (BioGrad, nmnist-1k)")
         print("| sleep | feedback init | seeds | epochs | test acc % | final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |")
         print("|---|---|---|---|---|---|---|")
+        for epochs in sorted({r["epochs"] for r in ab_done}):
+            for sleep in (True, False):
+                for init in ("mirror", "random"):
+                    rs = [r for r in ab_done if r["sleep"] == sleep and r["init"] == init and r["epochs"] == epochs]
+                    if not rs:
+                        continue
+                    name = f"sleep_{'on' if sleep else 'off'}_{init}_e{epochs}"
+                    ang = np.array([r["final_angle_deg"] for r in rs])
+                    nr = np.array([r["final_norm_ratio"] for r in rs])
+                    print(f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {epochs} | "
+                          f"{_ms([r['test_acc'] for r in rs])} | {ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
+                          f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |")
+                    out[f"ablation_{name}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
+                    out[f"ablation_{name}_angle1_deg"] = float(ang[:, 0].mean())
+        # Plots: the longest runs, their first seed.
+        longest = max(r["epochs"] for r in ab_done)
+        seed0 = min(r["seed"] for r in ab_done if r["epochs"] == longest)
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
         for sleep in (True, False):
             for init in ("mirror", "random"):
-                rs = [r for r in ab_done if r["sleep"] == sleep and r["init"] == init]
-                if not rs:
-                    continue
-                name = f"sleep_{'on' if sleep else 'off'}_{init}"
-                ang = np.array([r["final_angle_deg"] for r in rs])
-                nr = np.array([r["final_norm_ratio"] for r in rs])
-                print(f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {rs[0]['epochs']} | "
-                      f"{_ms([r['test_acc'] for r in rs])} | {ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
-                      f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |")
-                out[f"ablation_{name}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
-                out[f"ablation_{name}_angle1_deg"] = float(ang[:, 0].mean())
-                seed0 = rs[0]["seed"]
                 tr_ = [r for r in ab if r.get("kind") == "angle" and r["sleep"] == sleep and r["init"] == init
-                       and r["seed"] == seed0]
+                       and r["seed"] == seed0 and r["epochs"] == longest]
                 for layer, ax in enumerate(axes):
                     ax.plot([r["samples"] for r in tr_], [r["angle_deg"][layer] for r in tr_],
                             label=f"sleep {'on' if sleep else 'off'}, {init}",
                             ls="-" if sleep else "--")
         for layer, ax in enumerate(axes):
             ax.set_title(f"hidden layer {layer + 1}: angle(B, (W_out…W_{layer + 2})ᵀ)")
-            ax.set_xlabel("training samples"); ax.grid(alpha=.3)
+            ax.set_xlabel(f"training samples ({longest} epochs, seed {seed0})"); ax.grid(alpha=.3)
         axes[0].set_ylabel("angle (degrees)"); axes[1].legend(fontsize=8, loc="center right")
         fig.tight_layout(); fig.savefig(docs / "results_ablation_angle.png", dpi=110); plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ep = [r for r in ab if r.get("kind") == "epoch"]
         for sleep in (True, False):
             for init in ("mirror", "random"):
-                rs = [r for r in ep if r["sleep"] == sleep and r["init"] == init and r["seed"] == ab_done[0]["seed"]]
+                rs = [r for r in ep if r["sleep"] == sleep and r["init"] == init and r["seed"] == seed0
+                      and r["epochs"] == longest]
                 if rs:
                     ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs],
                             label=f"sleep {'on' if sleep else 'off'}, {init}", ls="-" if sleep else "--")
