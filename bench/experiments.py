@@ -661,8 +661,15 @@ def cmd_report(args) -> int:
     ab_done = [r for r in ab if r.get("kind") == "run_done"]
     if ab_done:
         print("\n## Ablation: sleep x feedback init (BioGrad, nmnist-1k)")
-        print("| sleep | feedback init | seeds | epochs | test acc % | final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |")
-        print("|---|---|---|---|---|---|---|")
+        print("| sleep | feedback init | seeds | epochs | test acc % at last epoch | mean of last 5 epochs % | "
+              "final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |")
+        print("|---|---|---|---|---|---|---|---|")
+
+        def ab_last5(run):
+            accs = {r["epoch"]: r["eval_acc"] for r in ab if r.get("kind") == "epoch"
+                    and all(r[k] == run[k] for k in ("sleep", "init", "seed", "epochs", "batch"))}
+            return float(np.mean([accs[e] for e in sorted(accs)[-5:]]))
+
         for epochs in sorted({r["epochs"] for r in ab_done}):
             for sleep in (True, False):
                 for init in ("mirror", "random"):
@@ -673,9 +680,11 @@ def cmd_report(args) -> int:
                     ang = np.array([r["final_angle_deg"] for r in rs])
                     nr = np.array([r["final_norm_ratio"] for r in rs])
                     print(f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {epochs} | "
-                          f"{_ms([r['test_acc'] for r in rs])} | {ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
+                          f"{_ms([r['test_acc'] for r in rs])} | {_ms([ab_last5(r) for r in rs])} | "
+                          f"{ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
                           f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |")
                     out[f"ablation_{name}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
+                    out[f"ablation_{name}_last5_mean"] = float(np.mean([ab_last5(r) for r in rs]))
                     out[f"ablation_{name}_angle1_deg"] = float(ang[:, 0].mean())
         # Plots: the longest runs, their first seed.
         longest = max(r["epochs"] for r in ab_done)
