@@ -395,7 +395,7 @@ def build_sinks(cfg, append: bool = False):
     n_hidden = len(cfg.learner.layer_sizes) - 2
     out = SinkSet([MetricsLog(metrics_path(s.run_dir, s.metrics_format), s.metrics_format, n_hidden, append=append)])
     if s.predictions:
-        out.add(PredictionPublisher(s.predictions))
+        out.add(PredictionPublisher(s.predictions, keys=cfg.pipeline.keys))
     if s.predictions_file:
         out.add(PredictionWriter(s.predictions_file))
     if s.dashboard:

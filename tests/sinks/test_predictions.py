@@ -185,3 +185,22 @@ def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
         stop_authenticator(ctx)
         ctx.term()
     assert [r["type"] for r in got] == ["prediction", "prediction"]
+
+
+def test_run_sinks_take_the_pipeline_keys_for_a_non_loopback_predictions_socket(tmp_path):
+    from pipeline.errors import ConfigError
+    from pipeline.run_config import build_run_config
+    from pipeline.runner import build_sinks
+    from pipeline.security import generate_keys, stop_authenticator
+
+    outside = ['sinks.predictions="tcp://0.0.0.0:0"', f'sinks.run_dir="{tmp_path / "run"}"']
+    with pytest.raises(ConfigError, match="refusing to bind tcp://0.0.0.0:0 without encryption"):
+        build_sinks(build_run_config(overrides=outside))
+    generate_keys(tmp_path / "keys")
+    sinks = build_sinks(build_run_config(overrides=outside + [f'pipeline.keys="{tmp_path / "keys"}"']))
+    try:
+        publisher = next(s for s in sinks.sinks if isinstance(s, PredictionPublisher))
+        assert publisher._socket.getsockopt(zmq.CURVE_SERVER) == 1
+    finally:
+        sinks.close()
+        stop_authenticator(zmq.Context.instance())
