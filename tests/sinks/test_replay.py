@@ -138,7 +138,11 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     port = _free_port()
     cfg = build_run_config(None, [f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}", "sinks.dashboard=true",
                                   f"sinks.dashboard_port={port}", "sinks.plots=false", "learner.batch_size=16",
-                                  "pipeline.metrics_every=5", "pipeline.progress=false"])
+                                  "pipeline.metrics_every=5", "pipeline.progress=false",
+                                  # more epochs than the test can watch: on an idle machine one epoch of
+                                  # nmnist-1k ends within the browser phase and the dashboard goes away;
+                                  # `stop` ends the replay when the test is done
+                                  "source.epochs=50"])
     stop = threading.Event()
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", runner.replay(cfg, data_dir, stop=stop)))
@@ -185,6 +189,7 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
                 artifacts = REPO / "test-artifacts"
                 artifacts.mkdir(exist_ok=True)
                 page.screenshot(path=str(artifacts / "dashboard.png"))
+                assert thread.is_alive(), f"replay ended while the browser was watching: {result}"
             finally:
                 browser.close()
     finally:
