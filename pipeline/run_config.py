@@ -34,6 +34,8 @@ class PipelineConfig:
     bin_us: int = 0                 # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
     progress: bool = True           # tqdm progress bar in replay
     evaluate: bool = True           # replay: the test split after every epoch (eval record)
+    wait_for_sinks: int = 0         # sinks that must subscribe to the output before learning starts
+    wait_for_sinks_s: float = 60.0  # ... and how long to wait for them
 
     def __post_init__(self):
         require(0 < self.port < 65534, "pipeline.port", self.port, "must leave room for port + 2 below 65536")
@@ -43,6 +45,8 @@ class PipelineConfig:
         require(self.max_events >= 1, "pipeline.max_events", self.max_events, "must be >= 1")
         require(self.metrics_every >= 1, "pipeline.metrics_every", self.metrics_every, "must be >= 1")
         require(self.bin_us >= 0, "pipeline.bin_us", self.bin_us, "must be >= 0")
+        require(self.wait_for_sinks >= 0, "pipeline.wait_for_sinks", self.wait_for_sinks, "must be >= 0")
+        require(self.wait_for_sinks_s > 0, "pipeline.wait_for_sinks_s", self.wait_for_sinks_s, "must be > 0")
         for key in ("input", "control", "output"):
             value = getattr(self, key)
             require(value == "" or value.split("://", 1)[0] in ("inproc", "ipc", "tcp"),

@@ -619,6 +619,9 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
         stage = LearnerStage(cfg, learner, sinks, checkpoints, publisher, resume_state=position,
                              frames=cfg.sinks.dashboard)
         log.info("learner listening: input %s, control %s, output %s", ep.input, ep.control, ep.output)
+        if p.wait_for_sinks:
+            log.info("waiting for %d sink(s) to subscribe to %s", p.wait_for_sinks, ep.output)
+            publisher.wait_for_sinks(p.wait_for_sinks, p.wait_for_sinks_s)
         alive = lambda: True  # noqa: E731
         if start_source is not None:
             alive, join = start_source(connect_address(ep.input), connect_address(ep.output), ctx, stop, position)

@@ -499,14 +499,38 @@ class Receiver:
 
 
 class RecordPublisher:
-    """The learner's output: every sink record on a PUB socket (one message type per record type)."""
+    """The learner's output: every sink record on a PUB socket (one message type per record type).
+
+    An XPUB, so the learner can see sinks subscribe (:meth:`wait_for_sinks`); it publishes
+    exactly like a PUB.
+    """
 
     def __init__(self, address: str, ctx: zmq.Context | None = None, keys: str = "", hwm: int = 10000):
         self.ctx = ctx or zmq.Context.instance()
         self.address = address
-        self.sock = bind(self.ctx, zmq.PUB, address, keys, hwm)
+        self.sock = bind(self.ctx, zmq.XPUB, address, keys, hwm)
+        # report every subscription, also a second sink's to a topic already subscribed
+        self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.seq = 0
         self.stream_id = secrets.randbits(32)
+
+    def wait_for_sinks(self, count: int, timeout_s: float) -> None:
+        """Block until ``count`` sinks have subscribed, so they see the run from its first record.
+
+        A sink counts once its subscription to the ``end`` record (or to everything) arrives;
+        RecordSubscriber subscribes to ``end`` last. PUB/SUB keeps nothing for late joiners,
+        which is why a run that must be logged whole by another process waits here.
+        """
+        wanted = {b"\x01" + protocol.topic(protocol.RECORD_TYPES["end"]), b"\x01"}
+        seen = 0
+        deadline = time.monotonic() + timeout_s
+        while seen < count:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0 or not self.sock.poll(left_ms):
+                raise BioGradError(f"only {seen} of {count} sinks subscribed to {self.address} "
+                                   f"within {timeout_s:g} s (pipeline.wait_for_sinks)")
+            if self.sock.recv() in wanted:
+                seen += 1
 
     def handle(self, record: dict) -> None:
         frames = protocol.record_message(record, self.stream_id, self.seq)
@@ -539,7 +563,8 @@ class RecordSubscriber:
                  keys: str = "", hwm: int = 10000):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = connect(self.ctx, zmq.SUB, address, keys, hwm, linger_ms=0)
-        for kind in types or ("",):
+        # "end" last: a learner waiting for sinks counts this one as subscribed when it sees "end"
+        for kind in sorted(types or ("",), key=lambda k: k == "end"):
             self.sock.setsockopt(zmq.SUBSCRIBE, protocol.topic(protocol.RECORD_TYPES[kind]) if kind else b"")
         self.gaps = self.invalid = 0
         self._next: dict[int, int] = {}

@@ -236,3 +236,27 @@ def test_ipc_files_are_removed_on_close(ctx, tmp_path):
     receiver.close()
     pub.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_learner_output_waits_for_sinks_to_subscribe():
+    from pipeline.errors import BioGradError
+    from pipeline.transport import RecordPublisher, RecordSubscriber
+    ctx = zmq.Context()
+    publisher = RecordPublisher("inproc://wait-for-sinks", ctx)
+    subscribers = []
+    try:
+        with pytest.raises(BioGradError, match=r"only 0 of 1 sinks subscribed to inproc://wait-for-sinks"):
+            publisher.wait_for_sinks(1, 0.2)
+        subscribers.append(RecordSubscriber("inproc://wait-for-sinks", ("prediction", "end", "metrics"), ctx))
+        subscribers.append(RecordSubscriber("inproc://wait-for-sinks", (), ctx))       # everything
+        publisher.wait_for_sinks(2, 5.0)
+        publisher.handle({"type": "metrics", "samples": 1})
+        assert [s.recv(2000)["samples"] for s in subscribers] == [1, 1]   # nothing lost to a late join
+        subscribers.append(RecordSubscriber("inproc://wait-for-sinks", ("prediction",), ctx))
+        with pytest.raises(BioGradError, match="only 0 of 1"):          # a sink counts by its "end"
+            publisher.wait_for_sinks(1, 0.2)
+    finally:
+        for s in subscribers:
+            s.close()
+        publisher.close()
+        ctx.term()

@@ -51,13 +51,9 @@ def straight_run(tmp_path_factory, data_dir):
          "--out", str(base / "watched.csv"), "--hidden", "1", "--timeout", "120"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        # SUB connects before the learner binds (ZeroMQ reconnects until it is there); start the
-        # replay only once the watcher says it has subscribed, however slowly it started.
-        seen = []
-        while not any("subscribed to" in line for line in seen):
-            seen.append(watcher.stderr.readline())
-            assert seen[-1], f"the metrics sink died before subscribing: {''.join(seen)}"
-        _replay(run, data_dir, "--set", f"pipeline.output=tcp://127.0.0.1:{port}")
+        # PUB/SUB keeps nothing for late joiners: the learner waits until the sink has subscribed.
+        _replay(run, data_dir, "--set", f"pipeline.output=tcp://127.0.0.1:{port}",
+                "--set", "pipeline.wait_for_sinks=1")
         out, err = watcher.communicate(timeout=60)
     finally:
         if watcher.poll() is None:
@@ -96,10 +92,10 @@ def test_a_metrics_sink_in_its_own_process_logs_the_run_from_the_output_socket(s
     own = read_metrics(run / "metrics.jsonl")
     assert rows[-1]["type"] == "end"
     assert rows[-1]["samples"] == TRAIN_LIMIT
-    # It may have joined a moment late (PUB/SUB), but what it logged matches the in-process log.
+    # The learner waited for it (pipeline.wait_for_sinks=1), so it logged the whole run.
     logged = [(r["type"], r.get("samples"), r.get("accuracy_running")) for r in rows if r["type"] in ("metrics", "eval")]
     reference = [(r["type"], r.get("samples"), r.get("accuracy_running")) for r in own if r["type"] in ("metrics", "eval")]
-    assert len(logged) >= len(reference) - 2 and logged == reference[len(reference) - len(logged):]
+    assert logged == reference
     confusion = [r for r in rows if r["type"] == "confusion" and r["phase"] == "test"]
     assert confusion and np.asarray(confusion[0]["confusion"]).sum() > 0
 
