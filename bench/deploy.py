@@ -138,12 +138,7 @@ def bench_lava_vs_emulation(args) -> dict:
     params = _params(args.hidden, args.seed)
     plan = plan_onchip(params, lr=args.lr, delta_scale=tuple(args.delta_scale), rng_seed=args.seed)
     t = time.perf_counter()
-    net = LavaOnChip(plan, train, labels)
-    try:
-        net.run(net.total_steps)
-        lava_state, lava_counts = net.state(), net.output_counts()
-    finally:
-        net.stop()
+    lava_state, lava_counts = LavaOnChip(plan, train, labels).run_all()
     lava_s = time.perf_counter() - t
     t = time.perf_counter()
     emu = OnChipEmulator(plan, net.total_steps)

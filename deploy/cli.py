@@ -163,13 +163,8 @@ def cmd_learn(args) -> int:
         print(f"layer {l}: dw = {lay.dw}  (learning rate {lay.lr:.3g}), dt = {plan.dt}")
     start = time.perf_counter()
     if args.engine == "lava":
-        net = LavaOnChip(plan, train, train_lab, backend=cfg.backend)
-        try:
-            net.run(net.total_steps)
-            counts = net.output_counts()
-            weights = net.state()["weights"]
-        finally:
-            net.stop()
+        state, counts = LavaOnChip(plan, train, train_lab, backend=cfg.backend).run_all()
+        weights = state["weights"]
         learned = replace(plan, layers=tuple(replace(lay, weights=w.astype(np.int32))
                                              for lay, w in zip(plan.layers, weights)))
         emu = OnChipEmulator(learned, 1)

@@ -267,6 +267,14 @@ class LavaOnChip:
     def stop(self) -> None:
         self.src.stop()
 
+    def run_all(self) -> tuple[dict[str, list[np.ndarray]], np.ndarray]:
+        """Run every remaining step, then stop Lava: (integer state, output counts per sample)."""
+        try:
+            self.run(self.total_steps - self.steps_done)
+            return self.state(), self.output_counts()
+        finally:
+            self.stop()
+
 
 # --- Numba emulation -------------------------------------------------------------------
 

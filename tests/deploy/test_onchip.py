@@ -68,12 +68,7 @@ def test_emulation_matches_lava_over_a_longer_run():
     n = 6
     rasters = random_rasters(n, T, N_IN, density=0.4, seed=9)
     labels = np.arange(n) % 10
-    net = LavaOnChip(plan, rasters, labels)
-    try:
-        net.run(net.total_steps)
-        lava, lava_counts = net.state(), net.output_counts()
-    finally:
-        net.stop()
+    lava, lava_counts = LavaOnChip(plan, rasters, labels).run_all()
     emu = OnChipEmulator(plan, n * plan.period)
     counts = np.array([emu.run_sample(r.to_dense(), labels) for r in rasters])
     np.testing.assert_array_equal(counts, lava_counts)
@@ -122,12 +117,7 @@ def test_two_hidden_layers_match_too():
     n = 4
     rasters = random_rasters(n, T, N_IN, density=0.5, seed=11)
     labels = np.array([1, 4, 1, 9])
-    net = LavaOnChip(plan, rasters, labels)
-    try:
-        net.run(net.total_steps)
-        lava = net.state()
-    finally:
-        net.stop()
+    lava, _ = LavaOnChip(plan, rasters, labels).run_all()
     emu = OnChipEmulator(plan, n * plan.period)
     for r in rasters:
         emu.run_sample(r.to_dense(), labels)
