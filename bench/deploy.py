@@ -138,7 +138,8 @@ def bench_lava_vs_emulation(args) -> dict:
     params = _params(args.hidden, args.seed)
     plan = plan_onchip(params, lr=args.lr, delta_scale=tuple(args.delta_scale), rng_seed=args.seed)
     t = time.perf_counter()
-    lava_state, lava_counts = LavaOnChip(plan, train, labels).run_all()
+    net = LavaOnChip(plan, train, labels)
+    lava_state, lava_counts = net.run_all()
     lava_s = time.perf_counter() - t
     t = time.perf_counter()
     emu = OnChipEmulator(plan, net.total_steps)
