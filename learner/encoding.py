@@ -70,6 +70,14 @@ class SpikeRaster(NamedTuple):
         return cls(indptr, idx.astype(np.int32), int(dense.shape[1]))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _step_of(tk, t_origin, half, bin_us, round_us, one_div):
+    u = tk - t_origin + half
+    if one_div:
+        return u // bin_us           # floor division: rounds toward -inf for u < 0
+    return ((u // round_us) * round_us) // bin_us
+
+
 @njit(cache=True, nogil=True)
 def _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us, round_us, t_origin):
     """:func:`_bin_events` for events in any time order.
@@ -83,13 +91,7 @@ def _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us
     step_of = np.empty(n, dtype=np.int32)
     key = np.empty(n, dtype=np.int32)
     half = round_us // 2
-    # When round_us divides bin_us, rounding then binning is one floor division:
-    # step = floor((rel + half) / bin_us). Sorted events reuse the current bin's
-    # bounds, so the division runs about once per step instead of once per event.
     one_div = bin_us % round_us == 0
-    lo = np.int64(1)
-    hi = np.int64(0)
-    cur = np.int64(0)
     nv = 0
     for k in range(n):
         if x[k] >= width:
@@ -98,15 +100,7 @@ def _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us
             return np.zeros(timesteps + 1, np.int64), np.empty(0, np.int32), k, 2
         if p[k] > 1:
             return np.zeros(timesteps + 1, np.int64), np.empty(0, np.int32), k, 3
-        u = t[k] - t_origin + half
-        if one_div:
-            if u < lo or u >= hi:
-                cur = u // bin_us        # floor division: rounds toward -inf for u < 0
-                lo = cur * bin_us
-                hi = lo + bin_us
-            s = cur
-        else:
-            s = ((u // round_us) * round_us) // bin_us
+        s = _step_of(t[k], t_origin, half, bin_us, round_us, one_div)
         if s < 0 or s >= timesteps:
             continue
         ch = p[k] if channels == 2 else 0
@@ -152,14 +146,6 @@ def _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us
         start = end
         indptr[s + 1] = m
     return indptr, raw[:m], -1, 0
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _step_of(tk, t_origin, half, bin_us, round_us, one_div):
-    u = tk - t_origin + half
-    if one_div:
-        return u // bin_us           # floor division: rounds toward -inf for u < 0
-    return ((u // round_us) * round_us) // bin_us
 
 
 @njit(cache=True, nogil=True)
