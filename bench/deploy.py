@@ -24,14 +24,14 @@ import numpy as np
 
 
 def _data_root(args) -> Path:
-    from pipeline.data import data_root
+    from biograd.pipeline.data import data_root
     return data_root(args.data)
 
 
 def _params(hidden: int, seed: int):
-    from deploy.params import NetworkParams
-    from learner.config import LearnerConfig
-    from learner.network import BioGradLearner
+    from biograd.deploy.params import NetworkParams
+    from biograd.learner.config import LearnerConfig
+    from biograd.learner.network import BioGradLearner
 
     cfg = LearnerConfig(layer_sizes=(784, hidden, 10), timesteps=20, error_start=5, seed=seed,
                         dtype="float64", sleep=False, batch_size=1)
@@ -39,9 +39,9 @@ def _params(hidden: int, seed: int):
 
 
 def bench_onchip(args) -> dict:
-    from deploy.data import load_rasters
-    from deploy.emulate_float import Departures, FloatEmulator
-    from deploy.onchip import OnChipEmulator, plan_onchip
+    from biograd.deploy.data import load_rasters
+    from biograd.deploy.emulate_float import Departures, FloatEmulator
+    from biograd.deploy.onchip import OnChipEmulator, plan_onchip
 
     root = _data_root(args)
     t0 = time.perf_counter()
@@ -130,8 +130,8 @@ def _onchip_table(args, results, n_train, n_test) -> dict:
 
 def bench_lava_vs_emulation(args) -> dict:
     """On-chip learning of real MNIST digits in Lava fixed_pt and in the emulation: same integers? how fast?"""
-    from deploy.data import load_rasters
-    from deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from biograd.deploy.data import load_rasters
+    from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
 
     root = _data_root(args)
     train, labels = load_rasters("mnist", "train", root, limit=args.samples, seed=args.seed)
@@ -163,9 +163,9 @@ def bench_lava_vs_emulation(args) -> dict:
 
 
 def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
-    from deploy.data import load_rasters
-    from learner.config import LearnerConfig
-    from learner.network import BioGradLearner
+    from biograd.deploy.data import load_rasters
+    from biograd.learner.config import LearnerConfig
+    from biograd.learner.network import BioGradLearner
 
     if kind == "nmnist":
         cfg = LearnerConfig(layer_sizes=(2312, 200, 10), timesteps=60, error_start=19, dtype="float64",
@@ -185,11 +185,11 @@ def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
 
 
 def bench_inference(args) -> dict:
-    from deploy.data import load_rasters
-    from deploy.inference import run_inference
-    from deploy.params import NetworkParams
-    from deploy.quantize import format_report, quantization_report, quantize_network
-    from learner.network import BioGradLearner
+    from biograd.deploy.data import load_rasters
+    from biograd.deploy.inference import run_inference
+    from biograd.deploy.params import NetworkParams
+    from biograd.deploy.quantize import format_report, quantization_report, quantize_network
+    from biograd.learner.network import BioGradLearner
 
     root = _data_root(args)
     results: dict[str, float] = {}

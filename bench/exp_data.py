@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from learner.encoding import encode_nmnist
-from sources.mnist import find_idx, read_idx
-from sources.nmnist import list_split, read_nmnist
+from biograd.learner.encoding import encode_nmnist
+from biograd.sources.mnist import find_idx, read_idx
+from biograd.sources.nmnist import list_split, read_nmnist
 
 _SPLITS = {"Train": "train", "Test": "test", "train": "train", "test": "test"}
 

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import data_root, find_dataset
-from pipeline.errors import BioGradError
+from biograd.pipeline.data import data_root, find_dataset
+from biograd.pipeline.errors import BioGradError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "bench" / "exp_logs"
@@ -120,7 +120,7 @@ class BioGradRun:
     name = "biograd"
 
     def __init__(self, config):
-        from learner.network import BioGradLearner
+        from biograd.learner.network import BioGradLearner
         self.net = BioGradLearner(config)
 
     def train_epoch(self, rasters, labels, order, on_update=None):
@@ -148,7 +148,7 @@ class BPTTRun:
     name = "bptt"
 
     def __init__(self, config):
-        from learner.bptt_baseline import BPTTLearner
+        from biograd.learner.bptt_baseline import BPTTLearner
         self.net = BPTTLearner(config)
 
     def train_epoch(self, rasters, labels, order, on_update=None):
@@ -172,8 +172,8 @@ class BPTTRun:
 
 
 def make_run(method: str, seed: int, batch: int, preset: str = "nmnist", **learner_overrides):
-    from learner.bptt_baseline import BPTTConfig
-    from learner.config import MNIST_LEARNER, NMNIST_LEARNER
+    from biograd.learner.bptt_baseline import BPTTConfig
+    from biograd.learner.config import MNIST_LEARNER, NMNIST_LEARNER
     base = NMNIST_LEARNER if preset == "nmnist" else MNIST_LEARNER
     if method == "biograd":
         return BioGradRun(replace(base, seed=seed, batch_size=batch, **learner_overrides))
@@ -379,9 +379,9 @@ def cmd_streaming(args) -> int:
 def cmd_mnist(args) -> int:
     """Full MNIST, resumable: checkpoint + position file every --progress-every samples."""
     from bench.exp_data import load_mnist
-    from learner.config import MNIST_LEARNER
-    from learner.encoding import mnist_rate_raster
-    from learner.network import BioGradLearner
+    from biograd.learner.config import MNIST_LEARNER
+    from biograd.learner.encoding import mnist_rate_raster
+    from biograd.learner.network import BioGradLearner
 
     root = find_dataset(data_root(args.data), "mnist")
     xtr_all, ytr_all, xte, yte = load_mnist(root)
@@ -489,7 +489,7 @@ def cmd_mnist(args) -> int:
 
 def cmd_gradcheck(args) -> int:
     """BPTT gradient vs central differences on the surrogate-consistent relaxation (float64)."""
-    from learner.bptt_baseline import BPTTConfig, cross_entropy, forward, loss_and_grads
+    from biograd.learner.bptt_baseline import BPTTConfig, cross_entropy, forward, loss_and_grads
 
     rows = []
     for seed in args.seeds:

@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learner.config import NMNIST_LEARNER  # noqa: E402
-from learner.encoding import encode_nmnist  # noqa: E402
-from learner.network import BioGradLearner  # noqa: E402
-from pipeline.data import data_root  # noqa: E402
-from sources.nmnist import list_split, read_nmnist  # noqa: E402
+from biograd.learner.config import NMNIST_LEARNER  # noqa: E402
+from biograd.learner.encoding import encode_nmnist  # noqa: E402
+from biograd.learner.network import BioGradLearner  # noqa: E402
+from biograd.pipeline.data import data_root  # noqa: E402
+from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
 
 
 def load_split(root: Path, split: str, limit: int = 0):

@@ -29,9 +29,9 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.events import Geometry, make_events  # noqa: E402
-from pipeline.protocol import Phase  # noqa: E402
-from pipeline.transport import Receiver, Sender, WireSample  # noqa: E402
+from biograd.pipeline.events import Geometry, make_events  # noqa: E402
+from biograd.pipeline.protocol import Phase  # noqa: E402
+from biograd.pipeline.transport import Receiver, Sender, WireSample  # noqa: E402
 
 GEOMETRY = Geometry(346, 260)
 SIZES = {1_000: 3_000, 10_000: 800, 100_000: 100}   # events per sample -> samples sent
@@ -82,9 +82,9 @@ def transport_rate(transport: str, n_events: int, n_samples: int, folder: str) -
 
 
 def overhead(data_root: str, samples: int, folder: str, repeats: int = 2) -> dict:
-    from learner.network import BioGradLearner
-    from pipeline.run_config import build_run_config
-    from pipeline.runner import Encoder, open_split, replay
+    from biograd.learner.network import BioGradLearner
+    from biograd.pipeline.run_config import build_run_config
+    from biograd.pipeline.runner import Encoder, open_split, replay
 
     settings = [f"source.limit={samples}", "pipeline.progress=false", "sinks.plots=false",
                 "pipeline.metrics_every=100"]

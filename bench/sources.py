@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.data import data_root  # noqa: E402
-from sources.aedat4 import AedatRecording  # noqa: E402
-from sources.nmnist import decode_nmnist, read_nmnist  # noqa: E402
+from biograd.pipeline.data import data_root  # noqa: E402
+from biograd.sources.aedat4 import AedatRecording  # noqa: E402
+from biograd.sources.nmnist import decode_nmnist, read_nmnist  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, int]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.cli import add_config_options, run_config_from_args
-from pipeline.errors import BioGradError
+from biograd.pipeline.cli import add_config_options, run_config_from_args
+from biograd.pipeline.errors import BioGradError
 
 BACKEND_CHOICES = ("floating_pt", "fixed_pt", "loihi2-hw")
 LAVA_LEARN_MAX = 2000
@@ -63,13 +63,13 @@ def _config(args):
 
 
 def _data_root(args):
-    from pipeline.data import data_root
+    from biograd.pipeline.data import data_root
     return data_root(args.data)
 
 
 def cmd_export(args) -> int:
-    from deploy.params import NetworkParams
-    from deploy.quantize import format_report, quantization_report, quantize_network
+    from biograd.deploy.params import NetworkParams
+    from biograd.deploy.quantize import format_report, quantization_report, quantize_network
 
     cfg = _config(args)
     params = NetworkParams.from_checkpoint(args.checkpoint)
@@ -92,11 +92,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from deploy.backend import run_config
-    from deploy.data import load_rasters
-    from deploy.inference import run_inference
-    from deploy.params import NetworkParams
-    from deploy.quantize import quantize_network
+    from biograd.deploy.backend import run_config
+    from biograd.deploy.data import load_rasters
+    from biograd.deploy.inference import run_inference
+    from biograd.deploy.params import NetworkParams
+    from biograd.deploy.quantize import quantize_network
 
     cfg = _config(args)
     run_config(cfg.backend)      # a missing chip is reported before any data is read
@@ -110,7 +110,7 @@ def cmd_run(args) -> int:
     print(f"{args.dataset} {args.split}: {len(labels)} samples, Lava {cfg.backend} accuracy {acc:.4f} "
           f"({res.steps} steps in {res.seconds:.1f} s, {res.steps / res.seconds:.0f} steps/s)")
     if args.compare:
-        from learner.network import BioGradLearner
+        from biograd.learner.network import BioGradLearner
         learner = BioGradLearner.load(args.checkpoint)
         pred = np.array([learner.predict(r)[0] for r in rasters])
         print(f"Numba learner accuracy {np.mean(pred == labels):.4f}; same prediction as Lava on "
@@ -125,15 +125,15 @@ def _check_dataset(params, dataset: str, source) -> None:
 
 
 def cmd_learn(args) -> int:
-    from deploy.data import load_rasters
-    from deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
-    from deploy.params import NetworkParams
-    from learner.config import LearnerConfig
-    from learner.network import BioGradLearner
+    from biograd.deploy.data import load_rasters
+    from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from biograd.deploy.params import NetworkParams
+    from biograd.learner.config import LearnerConfig
+    from biograd.learner.network import BioGradLearner
 
     cfg = _config(args)
     if args.engine == "lava":
-        from deploy.backend import run_config
+        from biograd.deploy.backend import run_config
         if args.train > LAVA_LEARN_MAX:
             raise BioGradError(f"--engine lava holds every training sample in one input buffer: use at most "
                                f"{LAVA_LEARN_MAX} samples, or --engine emulate (the same integers, ~100x faster)")

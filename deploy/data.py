@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError
+from biograd.pipeline.errors import ConfigError
 
 
 def load_rasters(dataset: str, split: str, root: str | Path, limit: int = 0, seed: int = 0,
@@ -16,9 +16,9 @@ def load_rasters(dataset: str, split: str, root: str | Path, limit: int = 0, see
     MNIST: ``sources.mnist.MNISTDataset`` ON events (1 ms per step) → ``encode_events`` (784 inputs).
     ``limit`` keeps a seeded subset (0 = all); samples come in file/index order.
     """
-    from learner.encoding import encode_events, encode_nmnist
-    from sources.mnist import MNISTDataset, locate_mnist
-    from sources.nmnist import NMNISTDataset, locate_nmnist
+    from biograd.learner.encoding import encode_events, encode_nmnist
+    from biograd.sources.mnist import MNISTDataset, locate_mnist
+    from biograd.sources.nmnist import NMNISTDataset, locate_nmnist
 
     if dataset == "nmnist":
         ds = NMNISTDataset(locate_nmnist(None, root), split, seed=seed, shuffle=False, limit=limit)

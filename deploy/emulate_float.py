@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from deploy.params import NetworkParams
+from biograd.deploy.params import NetworkParams
 
 
 @dataclass(frozen=True)

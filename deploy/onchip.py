@@ -47,8 +47,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from deploy.params import NetworkParams
-from pipeline.errors import BioGradError, ConfigError
+from biograd.deploy.params import NetworkParams
+from biograd.pipeline.errors import BioGradError, ConfigError
 
 TRACE_MAX = 127
 PSI_Y = 8
@@ -134,7 +134,7 @@ def _fit_lr(target: float, unit: float) -> tuple[int, int, float]:
 def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, impulse: int = 16,
                 tau: int = 1, delta_scale: tuple[float, ...] = (640.0, 64.0), rng_seed: int = 0) -> OnChipPlan:
     """Quantise ``params`` for on-chip learning with float learning rate ``lr`` (per sample)."""
-    from deploy.quantize import quantize_layer
+    from biograd.deploy.quantize import quantize_layer
 
     L = params.n_layers
     if len(delta_scale) not in (1, L):
@@ -190,10 +190,10 @@ class LavaOnChip:
         from lava.proc.io.sink import RingBuffer as Sink
         from lava.proc.io.source import RingBuffer as Source
 
-        from deploy.backend import run_config
-        from deploy.inference import dense_input
-        from deploy.procs.biograd_neuron.process import BioGradNeuron
-        from deploy.procs.error_unit.process import ErrorUnit
+        from biograd.deploy.backend import run_config
+        from biograd.deploy.inference import dense_input
+        from biograd.deploy.procs.biograd_neuron.process import BioGradNeuron
+        from biograd.deploy.procs.error_unit.process import ErrorUnit
 
         if backend == "floating_pt":
             raise ConfigError("on-chip learning runs in integers: use --backend fixed_pt or loihi2-hw")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataFormatError
+from biograd.pipeline.errors import DataFormatError
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class NetworkParams:
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "NetworkParams":
         """Read ``W{l}``, ``b{l}``, ``B{l}`` and the stored learner config of a .npz checkpoint."""
-        from learner.network import read_checkpoint
+        from biograd.learner.network import read_checkpoint
 
         path = Path(path)
         cfg, data = read_checkpoint(path)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from deploy.params import NetworkParams
+from biograd.deploy.params import NetworkParams
 
 W_MANT_MAX = 254          # mixed-sign 8-bit mantissa; Lava truncates odd values to even
 BIAS_MANT_MAX = 4095      # 13-bit signed bias mantissa

@@ -40,8 +40,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from pipeline.config import require
-from pipeline.errors import ConfigError
+from biograd.pipeline.config import require
+from biograd.pipeline.errors import ConfigError
 
 
 @dataclass(frozen=True)

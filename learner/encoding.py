@@ -24,8 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from pipeline.errors import EventFormatError
-from pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, empty_events
+from biograd.pipeline.errors import EventFormatError
+from biograd.pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, empty_events
 
 NMNIST_TIMESTEPS = 60
 NMNIST_BIN_US = 5000

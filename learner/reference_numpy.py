@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from learner.config import LearnerConfig
+from biograd.learner.config import LearnerConfig
 
 
 class NumpyReferenceLearner:

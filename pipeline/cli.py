@@ -10,9 +10,9 @@ import importlib
 import logging
 import sys
 
-from pipeline.errors import BioGradError
+from biograd.pipeline.errors import BioGradError
 
-STAGE_CLI_MODULES = ("pipeline.stage_cli", "sources.cli", "learner.cli", "sinks.cli", "deploy.cli")
+STAGE_CLI_MODULES = ("biograd.pipeline.stage_cli", "biograd.sources.cli", "biograd.sinks.cli", "biograd.deploy.cli")
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config_from_args(args):
-    from pipeline.run_config import build_run_config
+    from biograd.pipeline.run_config import build_run_config
     return build_run_config(args.config, args.overrides)
 
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping, TypeVar
 
 import tomli
 
-from pipeline.errors import ConfigError
+from biograd.pipeline.errors import ConfigError
 
 T = TypeVar("T")
 

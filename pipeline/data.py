@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.errors import DataNotFoundError
+from biograd.pipeline.errors import DataNotFoundError
 
 ENV_VAR = "BIOGRAD_DATA"
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.errors import EventFormatError
+from biograd.pipeline.errors import EventFormatError
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 assert EVENT_DTYPE.itemsize == 13

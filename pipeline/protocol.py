@@ -28,8 +28,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from pipeline.errors import BioGradError, EventFormatError
-from pipeline.events import EVENT_DTYPE, Geometry, validate_events
+from biograd.pipeline.errors import BioGradError, EventFormatError
+from biograd.pipeline.events import EVENT_DTYPE, Geometry, validate_events
 
 PROTOCOL_VERSION = 1
 MAGIC = b"BG"

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from pipeline.config import to_dict
-from pipeline.errors import BioGradError, ConfigError, EventFormatError
-from pipeline.events import Geometry
-from pipeline.protocol import MsgType, Phase
-from pipeline.transport import (Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints)
+from biograd.pipeline.config import to_dict
+from biograd.pipeline.errors import BioGradError, ConfigError, EventFormatError
+from biograd.pipeline.events import Geometry
+from biograd.pipeline.protocol import MsgType, Phase
+from biograd.pipeline.transport import (Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Encoder:
     """
 
     def __init__(self, cfg):
-        from learner.encoding import encode_events
+        from biograd.learner.encoding import encode_events
         self._encode = encode_events
         self.n_inputs = cfg.learner.layer_sizes[0]
         self.timesteps = cfg.learner.timesteps
@@ -270,7 +270,7 @@ class LearnerStage:
                   "correct": correct, "counts": [int(c) for c in counts],
                   "events": int(sample.events.shape[0]), "time": time.time()}
         if self.frames and time.monotonic() - self._last_frame >= self.cfg.sinks.frame_interval_s:
-            from sinks.records import event_frame
+            from biograd.sinks.records import event_frame
             self._last_frame = time.monotonic()
             record["frame"] = event_frame(sample.events, sample.geometry.width, sample.geometry.height)
         self.emit(record)
@@ -387,9 +387,9 @@ class LearnerStage:
 
 def build_sinks(cfg, append: bool = False):
     """The run's in-process sinks from ``[sinks]``: metrics log, predictions, dashboard."""
-    from sinks.metrics import MetricsLog, metrics_path
-    from sinks.predictions import PredictionPublisher, PredictionWriter
-    from sinks.records import SinkSet
+    from biograd.sinks.metrics import MetricsLog, metrics_path
+    from biograd.sinks.predictions import PredictionPublisher, PredictionWriter
+    from biograd.sinks.records import SinkSet
 
     s = cfg.sinks
     n_hidden = len(cfg.learner.layer_sizes) - 2
@@ -399,7 +399,7 @@ def build_sinks(cfg, append: bool = False):
     if s.predictions_file:
         out.add(PredictionWriter(s.predictions_file))
     if s.dashboard:
-        from sinks.dashboard import Dashboard
+        from biograd.sinks.dashboard import Dashboard
         dash = Dashboard(port=s.dashboard_port)
         print(f"dashboard: {dash.url}", file=sys.stderr)
         out.add(dash)
@@ -408,10 +408,10 @@ def build_sinks(cfg, append: bool = False):
 
 def make_learner(cfg, resume: str | None):
     """A new learner, or the one in checkpoint ``resume`` with its extra state."""
-    from learner.network import BioGradLearner
+    from biograd.learner.network import BioGradLearner
     if not resume:
         return BioGradLearner(cfg.learner), None
-    from sinks.checkpoints import load_checkpoint
+    from biograd.sinks.checkpoints import load_checkpoint
     ckpt = load_checkpoint(resume)
     if tuple(ckpt.learner.config.layer_sizes) != tuple(cfg.learner.layer_sizes):
         raise ConfigError(f"checkpoint {ckpt.path} has layer sizes {ckpt.learner.config.layer_sizes}, "
@@ -429,7 +429,7 @@ def _split_config(cfg, split: str):
 
 def open_split(cfg, data_root, split: str):
     """The dataset of ``split`` (``sources.open_source``); test splits are never shuffled."""
-    from sources import open_source
+    from biograd.sources import open_source
     dataset = open_source(_split_config(cfg, split), data_root)
     if not hasattr(dataset, "iter_epoch"):
         raise ConfigError(f"source.kind = {cfg.source.kind!r} is a stream, not a dataset: use `biograd live`")
@@ -524,7 +524,7 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
 def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zmq.Context | None = None,
                     name: str = "live", keys: str = "", window=None, ack_address: str | None = None) -> int:
     """Packets from a camera / DV stream / recording, cut into windows, sent as live samples."""
-    from sources import open_source
+    from biograd.sources import open_source
     p = cfg.pipeline
     stream = open_source(cfg.source, data_root)
     windower = window if window is not None else _make_windower(cfg, stream)
@@ -558,7 +558,7 @@ def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zm
 
 
 def _make_windower(cfg, stream):
-    from sources import make_windower
+    from biograd.sources import make_windower
     return make_windower(cfg.source, stream)
 
 
@@ -599,7 +599,7 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
     ``start_source(input_address, output_address, ctx, stop, position)`` starts the source
     stage (thread or process) and returns an ``alive()`` callable and a ``join()`` callable.
     """
-    from sinks.checkpoints import CheckpointManager
+    from biograd.sinks.checkpoints import CheckpointManager
     stop = stop or threading.Event()
     learner, extra = make_learner(cfg, resume)
     position = (extra or {}).get("position")
@@ -639,13 +639,13 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
             if closable is not None:
                 closable.close()
         sinks.close()
-        from pipeline.security import stop_authenticator
+        from biograd.pipeline.security import stop_authenticator
         stop_authenticator(ctx)
         # Closes anything left open (after an error); a second for the output's last records.
         ctx.destroy(linger=1000)
     if cfg.sinks.plots:
         try:
-            from sinks.plots import make_plots
+            from biograd.sinks.plots import make_plots
             made, _ = make_plots(run_dir)
             log.info("plots: %s", ", ".join(str(v) for v in made.values()))
         except BioGradError as exc:
@@ -679,7 +679,7 @@ def thread_source(target):
 def process_source(argv: list[str], env: dict | None = None):
     """A ``start_source`` running ``biograd source …`` as a child process."""
     def start(address, output, ctx, stop, position):
-        args = [sys.executable, "-m", "pipeline.cli", "source", "--connect", address, "--ack", output, *argv]
+        args = [sys.executable, "-m", "biograd.pipeline.cli", "source", "--connect", address, "--ack", output, *argv]
         if position:
             args += ["--position", json.dumps(position)]
         proc = subprocess.Popen(args, env=env)

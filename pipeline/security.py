@@ -28,7 +28,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from pipeline.errors import ConfigError
+from biograd.pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import logging
 import threading
 from dataclasses import replace
 
-from pipeline.cli import add_config_options, run_config_from_args
-from pipeline.errors import BioGradError, ConfigError
+from biograd.pipeline.cli import add_config_options, run_config_from_args
+from biograd.pipeline.errors import BioGradError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _config(args):
 
 
 def _data_root(args):
-    from pipeline.data import data_root
+    from biograd.pipeline.data import data_root
     return data_root(args.data)
 
 
@@ -41,7 +41,7 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_replay(args) -> int:
-    from pipeline.runner import replay
+    from biograd.pipeline.runner import replay
     # Any --config/--set means the configuration decides; none at all is the `make run` demo.
     demo = not args.config and not args.overrides
     if demo:
@@ -57,7 +57,7 @@ def cmd_replay(args) -> int:
 
 
 def cmd_live(args) -> int:
-    from pipeline.runner import live
+    from biograd.pipeline.runner import live
     cfg = _config(args)
     if cfg.source.kind not in LIVE_KINDS:
         raise ConfigError(f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
@@ -69,7 +69,7 @@ def cmd_live(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from pipeline.runner import evaluate
+    from biograd.pipeline.runner import evaluate
     record = evaluate(_config(args), _data_root(args), args.checkpoint)
     print(f"test accuracy {record['accuracy']:.4f} on {record['samples']} samples"
           if record["accuracy"] is not None else "no labelled test samples")
@@ -79,7 +79,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_learner(args) -> int:
-    from pipeline.runner import run_learner
+    from biograd.pipeline.runner import run_learner
     cfg = _config(args)
     p = cfg.pipeline
     p = replace(p, input=args.bind or p.input, control=args.control or p.control, output=args.output or p.output)
@@ -91,8 +91,8 @@ def cmd_learner(args) -> int:
 
 
 def cmd_source(args) -> int:
-    from pipeline.runner import run_live_source, run_replay_source
-    from pipeline.transport import ack_address_for, connect_address, endpoints
+    from biograd.pipeline.runner import run_live_source, run_replay_source
+    from biograd.pipeline.transport import ack_address_for, connect_address, endpoints
     cfg = _config(args)
     p = cfg.pipeline
     address = args.connect or connect_address(endpoints(replace(p, transport=p.transport if p.transport != "inproc"
@@ -121,7 +121,7 @@ def cmd_source(args) -> int:
 
 
 def cmd_control(args) -> int:
-    from pipeline.transport import send_control
+    from biograd.pipeline.transport import send_control
     if args.command_name == "label" and args.label is None:
         raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
     send_control(args.connect, args.command_name, args.label, keys=args.keys or "")
@@ -129,7 +129,7 @@ def cmd_control(args) -> int:
 
 
 def cmd_keys(args) -> int:
-    from pipeline.security import generate_keys
+    from biograd.pipeline.security import generate_keys
     paths = generate_keys(args.dir, force=args.force)
     print(f"CURVE keys in {args.dir}: server.key(+_secret) for the binding learner, client.key(+_secret) "
           f"for sources/sinks; authorised clients in {paths['authorized']}. Use --set pipeline.keys={args.dir}")
@@ -137,7 +137,7 @@ def cmd_keys(args) -> int:
 
 
 def _stop_on_signals() -> threading.Event:
-    from pipeline.runner import install_signal_handlers
+    from biograd.pipeline.runner import install_signal_handlers
     stop = threading.Event()
     install_signal_handlers(stop)
     return stop

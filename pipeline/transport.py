@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from pipeline import protocol
-from pipeline.errors import BioGradError
-from pipeline.events import EVENT_DTYPE, Geometry
-from pipeline.protocol import Message, MsgType, Phase, ProtocolError
-from pipeline.security import check_bind, secure_client, secure_server
+from biograd.pipeline import protocol
+from biograd.pipeline.errors import BioGradError
+from biograd.pipeline.events import EVENT_DTYPE, Geometry
+from biograd.pipeline.protocol import Message, MsgType, Phase, ProtocolError
+from biograd.pipeline.security import check_bind, secure_client, secure_server
 
 log = logging.getLogger(__name__)
 

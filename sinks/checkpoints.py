@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import DataFormatError, DataNotFoundError
-from pipeline.config import require
+from biograd.pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.pipeline.config import require
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def load_checkpoint(path, loader: Callable | None = None) -> Checkpoint:
     ckpt = resolve_checkpoint(path)
     state = read_state(ckpt)
     if loader is None:
-        from learner.network import BioGradLearner
+        from biograd.learner.network import BioGradLearner
         loader = BioGradLearner.load
     learner = loader(ckpt / LEARNER_FILE)
     if int(learner.samples_seen) != state["samples"]:

@@ -52,14 +52,14 @@ def _connect_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _predictions(args) -> int:
-    from sinks.predictions import print_predictions
+    from biograd.sinks.predictions import print_predictions
     return print_predictions(args.connect, count=args.count, idle_timeout=args.timeout, stream=sys.stdout,
                              keys=args.keys)
 
 
 def _feed(args, sink, types=None, close=True) -> int:
-    from sinks.predictions import RecordSubscriber
-    from pipeline.protocol import RECORD_TYPES
+    from biograd.sinks.predictions import RecordSubscriber
+    from biograd.pipeline.protocol import RECORD_TYPES
     subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES), keys=args.keys)
     # PUB/SUB keeps nothing for late joiners: tell whoever starts the learner that we listen now.
     print(f"biograd: subscribed to {args.connect}", file=sys.stderr, flush=True)
@@ -76,8 +76,8 @@ def _feed(args, sink, types=None, close=True) -> int:
 
 
 def _metrics(args) -> int:
-    from pipeline.errors import BioGradError
-    from sinks.metrics import MetricsLog
+    from biograd.pipeline.errors import BioGradError
+    from biograd.sinks.metrics import MetricsLog
     fmt = "csv" if args.out.endswith(".csv") else "jsonl"
     if fmt == "jsonl" and not args.out.endswith(".jsonl"):
         raise BioGradError(f"--out {args.out}: name it .jsonl or .csv (that picks the format)")
@@ -85,7 +85,7 @@ def _metrics(args) -> int:
 
 
 def _dashboard(args) -> int:
-    from sinks.dashboard import Dashboard
+    from biograd.sinks.dashboard import Dashboard
     dashboard = Dashboard(port=args.port)
     print(f"biograd: live dashboard at {dashboard.url}", flush=True)
     try:
@@ -101,7 +101,7 @@ def _dashboard(args) -> int:
 
 
 def _report(args) -> int:
-    from sinks.plots import make_plots
+    from biograd.sinks.plots import make_plots
     started = time.monotonic()
     made, skipped = make_plots(args.run_dir, args.out)
     for name, path in made.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.config import require
+from biograd.pipeline.config import require
 
 
 @dataclass(frozen=True)

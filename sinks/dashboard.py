@@ -26,8 +26,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pipeline.errors import BioGradError
-from sinks.records import check_record, to_json
+from biograd.pipeline.errors import BioGradError
+from biograd.sinks.records import check_record, to_json
 
 log = logging.getLogger(__name__)
 

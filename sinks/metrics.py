@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataFormatError
-from sinks.records import RecordError, check_record, to_json
+from biograd.pipeline.errors import DataFormatError
+from biograd.sinks.records import RecordError, check_record, to_json
 
 N_CLASSES = 10
 
@@ -141,13 +141,13 @@ def find_metrics_log(run_dir) -> Path:
     """The run's metrics log (JSON lines preferred); a clear error when there is none."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        from pipeline.errors import DataNotFoundError
+        from biograd.pipeline.errors import DataNotFoundError
         raise DataNotFoundError(f"run directory {run_dir} does not exist")
     for fmt in ("jsonl", "csv"):
         path = metrics_path(run_dir, fmt)
         if path.exists():
             return path
-    from pipeline.errors import DataNotFoundError
+    from biograd.pipeline.errors import DataNotFoundError
     raise DataNotFoundError(f"run directory {run_dir} has no metrics.jsonl or metrics.csv")
 
 

@@ -24,9 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.errors import DataFormatError  # noqa: E402
-from sinks.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
-from sinks.metrics import find_metrics_log, read_metrics  # noqa: E402
+from biograd.pipeline.errors import DataFormatError  # noqa: E402
+from biograd.sinks.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
+from biograd.sinks.metrics import find_metrics_log, read_metrics  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
     path = run_dir / "config.toml"
     if not path.exists():
         return None
-    from pipeline.config import load_toml
+    from biograd.pipeline.config import load_toml
     source = load_toml(path).get("source", {})
     for key, size in (("resize", slice(0, 2)), ("roi", slice(2, 4))):
         value = source.get(key) or []

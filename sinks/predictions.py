@@ -17,11 +17,11 @@ from typing import IO, Iterable, Iterator
 
 import zmq
 
-from pipeline import transport
-from pipeline.errors import BioGradError
-from pipeline.protocol import RECORD_TYPES, record_message
-from pipeline.security import check_bind, secure_server
-from sinks.records import RecordError, check_record, to_json
+from biograd.pipeline import transport
+from biograd.pipeline.errors import BioGradError
+from biograd.pipeline.protocol import RECORD_TYPES, record_message
+from biograd.pipeline.security import check_bind, secure_server
+from biograd.sinks.records import RecordError, check_record, to_json
 
 log = logging.getLogger(__name__)
 

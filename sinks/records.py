@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from pipeline.errors import BioGradError
+from biograd.pipeline.errors import BioGradError
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from pipeline.errors import DataFormatError
-from pipeline.events import Geometry, empty_events, from_aedat, from_dv
-from sources.base import StreamStats, check_packet
+from biograd.pipeline.errors import DataFormatError
+from biograd.pipeline.events import Geometry, empty_events, from_aedat, from_dv
+from biograd.sources.base import StreamStats, check_packet
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 TYPE_KINDS = {"EVTS": "events", "FRME": "frame", "IMUS": "imus", "TRIG": "triggers"}

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.errors import EventFormatError
-from pipeline.events import Geometry, validate_events
+from biograd.pipeline.errors import EventFormatError
+from biograd.pipeline.events import Geometry, validate_events
 
 
 @dataclass(frozen=True)

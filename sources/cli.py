@@ -7,8 +7,8 @@ from pathlib import Path
 
 
 def cmd_download(args) -> int:
-    from pipeline.data import data_root
-    from sources.download import download_nmnist
+    from biograd.pipeline.data import data_root
+    from biograd.sources.download import download_nmnist
     dest = Path(args.dest).expanduser() if args.dest else data_root(args.data) / "nmnist"
     splits = args.split or ["Train", "Test"]
     download_nmnist(dest, splits, keep_archives=args.keep_archives)
@@ -17,14 +17,14 @@ def cmd_download(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from sources.info import describe, format_info
+    from biograd.sources.info import describe, format_info
     print(format_info(describe(args.path)))
     return 0
 
 
 def _send_label(connect: str, keys: str, text: str) -> None:
-    from pipeline.errors import ConfigError
-    from pipeline.transport import send_control
+    from biograd.pipeline.errors import ConfigError
+    from biograd.pipeline.transport import send_control
     if not text.strip().isdigit() or not 0 <= int(text) <= 9:
         raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
     send_control(connect, "label", int(text), keys=keys)
@@ -37,7 +37,7 @@ def cmd_label(args) -> int:
     if args.digit is not None:
         _send_label(args.connect, keys, args.digit)
         return 0
-    from pipeline.errors import ConfigError
+    from biograd.pipeline.errors import ConfigError
     print("type the digit now in front of the camera and press Enter (q or Ctrl-D to quit)", flush=True)
     for line in sys.stdin:
         if line.strip().lower() in ("q", "quit", "exit"):

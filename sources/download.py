@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.errors import BioGradError, DataFormatError
+from biograd.pipeline.errors import BioGradError, DataFormatError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Iterator
 
 import numpy as np
 
-from pipeline.errors import ConfigError, DataNotFoundError
-from sources.config import SourceConfig
+from biograd.pipeline.errors import ConfigError, DataNotFoundError
+from biograd.sources.config import SourceConfig
 
 
 class PacketStream:
@@ -24,7 +24,7 @@ class PacketStream:
     heartbeat = 0.25
 
     def __init__(self, raw, cfg: SourceConfig, name: str):
-        from sources.preprocess import Preprocessor
+        from biograd.sources.preprocess import Preprocessor
         self.raw, self.name = raw, name
         self.preprocess = Preprocessor(raw.geometry, roi=cfg.roi, resize=cfg.resize, polarity=cfg.polarity,
                                        noise_filter=cfg.noise_filter, noise_window_us=cfg.noise_window_us,
@@ -39,7 +39,7 @@ class PacketStream:
         return self.raw.stats
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        from sources.live import _PolledStream
+        from biograd.sources.live import _PolledStream
         live = isinstance(self.raw, _PolledStream)
         for packet in self.raw.packets(heartbeat=self.heartbeat) if live else self.raw.packets():
             if packet.size == 0:
@@ -64,18 +64,18 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
     skip = cfg.skip if skip is None else skip
     epochs = cfg.epochs if epoch is None else None
     if cfg.kind == "nmnist":
-        from sources.nmnist import NMNISTDataset, locate_nmnist
+        from biograd.sources.nmnist import NMNISTDataset, locate_nmnist
         root = locate_nmnist(cfg.path, data_root)
         split = "train" if cfg.split == "train_full" else cfg.split
         return NMNISTDataset(root, split, seed=cfg.seed, shuffle=cfg.shuffle, limit=cfg.limit,
                              epochs=epochs or 1, skip=skip, epoch=epoch)
     if cfg.kind == "mnist":
-        from sources.mnist import MNISTDataset, locate_mnist
+        from biograd.sources.mnist import MNISTDataset, locate_mnist
         return MNISTDataset(locate_mnist(cfg.path, data_root), cfg.split, seed=cfg.seed, shuffle=cfg.shuffle,
                             limit=cfg.limit, epochs=epochs or 1, skip=skip, epoch=epoch,
                             timesteps=cfg.mnist_timesteps)
     if cfg.kind == "aedat":
-        from sources.aedat4 import AedatRecording
+        from biograd.sources.aedat4 import AedatRecording
         path = Path(cfg.path).expanduser() if cfg.path else None
         if path is None:
             raise ConfigError("source.path = '': source.kind = 'aedat' needs the .aedat4 file")
@@ -85,10 +85,10 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
             raise DataNotFoundError(f"source.path = {cfg.path!r}: no such AEDAT4 file")
         return PacketStream(AedatRecording(path, backend=cfg.backend, speed=cfg.speed), cfg, path.name)
     if cfg.kind == "camera":
-        from sources.live import CameraStream
+        from biograd.sources.live import CameraStream
         return PacketStream(CameraStream(cfg.camera), cfg, f"camera:{cfg.camera or 'first'}")
     if cfg.kind == "dvstream":
-        from sources.live import DVNetworkStream, parse_address
+        from biograd.sources.live import DVNetworkStream, parse_address
         host, port = parse_address(cfg.address)
         stream = DVNetworkStream(host, port)
         if not stream.wait_connected(connect_timeout):
@@ -102,7 +102,7 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
 
 def make_windower(cfg: SourceConfig, stream):
     """The :class:`~sources.windowing.Windower` that cuts ``stream`` into samples per ``cfg``."""
-    from sources.windowing import Windower
+    from biograd.sources.windowing import Windower
     if cfg.window_events:
         return Windower(stream.geometry, count=cfg.window_events, source=getattr(stream, "name", cfg.kind))
     return Windower(stream.geometry, duration_us=cfg.window_us,

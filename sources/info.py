@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 
 #: Files read to estimate duration and polarity balance of an N-MNIST split.
 NMNIST_INFO_FILES = 200
@@ -32,14 +32,14 @@ def describe(path: str | os.PathLike) -> dict:
         raise DataFormatError(path, "not a dataset folder: expected N-MNIST (Train/ Test/) or MNIST IDX files")
     name = path.name
     if name.endswith(".bin"):
-        from sources.nmnist import read_nmnist
-        from pipeline.events import NMNIST_GEOMETRY
+        from biograd.sources.nmnist import read_nmnist
+        from biograd.pipeline.events import NMNIST_GEOMETRY
         return {"path": str(path), "format": "N-MNIST sample (.bin, 5-byte events)",
                 "geometry": f"{NMNIST_GEOMETRY.width}x{NMNIST_GEOMETRY.height}", **_event_summary(read_nmnist(path))}
     if name.endswith(".aedat4"):
         return _describe_aedat4(path)
     if "idx" in name and "ubyte" in name:
-        from sources.mnist import read_idx
+        from biograd.sources.mnist import read_idx
         arr = read_idx(path)
         out = {"path": str(path), "format": "IDX" + (" (gzip)" if name.endswith(".gz") else ""),
                "shape": "x".join(map(str, arr.shape)), "dtype": str(arr.dtype)}
@@ -54,7 +54,7 @@ def describe(path: str | os.PathLike) -> dict:
 
 
 def _describe_aedat4(path: Path) -> dict:
-    from sources.aedat4 import AedatRecording
+    from biograd.sources.aedat4 import AedatRecording
     rec = AedatRecording(path, backend="aedat", strict=True)
     n = on = 0
     first = last = None
@@ -74,7 +74,7 @@ def _describe_aedat4(path: Path) -> dict:
 
 
 def _describe_nmnist_folder(path: Path) -> dict:
-    from sources.nmnist import list_split, read_nmnist
+    from biograd.sources.nmnist import list_split, read_nmnist
     out = {"path": str(path), "format": "N-MNIST folder (Train/<digit>/*.bin, Test/<digit>/*.bin)",
            "geometry": "34x34"}
     for split, folder in (("train", "Train"), ("test", "Test")):
@@ -102,8 +102,8 @@ def _describe_nmnist_folder(path: Path) -> dict:
 
 
 def _describe_mnist_folder(path: Path) -> dict:
-    from sources.config import SourceConfig
-    from sources.mnist import FILES, VAL_SIZE, find_idx, read_idx
+    from biograd.sources.config import SourceConfig
+    from biograd.sources.mnist import FILES, VAL_SIZE, find_idx, read_idx
     out = {"path": str(path), "format": "MNIST IDX folder (rate-coded to ON events, 1 ms per step)",
            "geometry": "28x28"}
     for name, (_, label_stem) in FILES.items():

@@ -28,9 +28,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from pipeline.errors import DataNotFoundError, HardwareUnavailableError
-from pipeline.events import Geometry, empty_events, from_dv
-from sources.base import StreamStats, check_packet
+from biograd.pipeline.errors import DataNotFoundError, HardwareUnavailableError
+from biograd.pipeline.events import Geometry, empty_events, from_dv
+from biograd.sources.base import StreamStats, check_packet
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from pipeline.events import Geometry
-from sources.base import Sample, SeededDataset, seeded_subset
+from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.pipeline.events import Geometry
+from biograd.sources.base import Sample, SeededDataset, seeded_subset
 
 MNIST_GEOMETRY = Geometry(28, 28)
 VAL_SIZE = 10_000
@@ -130,7 +130,7 @@ class MNISTDataset(SeededDataset):
         return sorted(int(v) for v in np.unique(np.asarray(self.labels[self.indices])))
 
     def sample(self, i: int, epoch: int = 0) -> Sample:
-        from learner.encoding import mnist_to_events
+        from biograd.learner.encoding import mnist_to_events
         index = int(self.indices[i])
         rng = np.random.default_rng([self.seed, epoch, index])
         events = mnist_to_events(np.asarray(self.images[index]), self.timesteps, rng, self.step_us)

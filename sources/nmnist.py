@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data import ENV_VAR
-from pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from pipeline.events import NMNIST_GEOMETRY, empty_events
-from sources.base import Sample, SeededDataset, seeded_subset
+from biograd.pipeline.data import ENV_VAR
+from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.pipeline.events import NMNIST_GEOMETRY, empty_events
+from biograd.sources.base import Sample, SeededDataset, seeded_subset
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.errors import ConfigError
-from pipeline.events import Geometry, empty_events
-from sources.base import Sample
+from biograd.pipeline.errors import ConfigError
+from biograd.pipeline.events import Geometry, empty_events
+from biograd.sources.base import Sample
 
 
 class Windower:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.params import NetworkParams
+from biograd.deploy.params import NetworkParams
 from deploy_helpers import small_learner
 
 

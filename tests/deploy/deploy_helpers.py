@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from learner.config import LearnerConfig
-from learner.encoding import SpikeRaster
-from learner.network import BioGradLearner
+from biograd.learner.config import LearnerConfig
+from biograd.learner.encoding import SpikeRaster
+from biograd.learner.network import BioGradLearner
 
 
 def small_learner(sizes=(40, 16, 10), T=10, te=3, seed=0) -> BioGradLearner:

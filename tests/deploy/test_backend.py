@@ -1,10 +1,10 @@
 """The hardware path: a clear HardwareUnavailableError, never Lava's NameError."""
 import pytest
 
-from deploy.backend import missing_hw_modules, run_config
-from deploy.inference import run_inference
-from pipeline.cli import main
-from pipeline.errors import ConfigError, HardwareUnavailableError
+from biograd.deploy.backend import missing_hw_modules, run_config
+from biograd.deploy.inference import run_inference
+from biograd.pipeline.cli import main
+from biograd.pipeline.errors import ConfigError, HardwareUnavailableError
 
 from deploy_helpers import random_rasters
 

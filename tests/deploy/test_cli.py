@@ -1,8 +1,8 @@
 """``biograd deploy export|run|learn`` end to end on small networks."""
 import numpy as np
 
-from learner.network import BioGradLearner
-from pipeline.cli import main
+from biograd.learner.network import BioGradLearner
+from biograd.pipeline.cli import main
 from deploy_helpers import small_learner
 
 

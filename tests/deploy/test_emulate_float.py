@@ -1,7 +1,7 @@
 """The float departure emulation's eligibility against the per-synapse trace recursion."""
 import numpy as np
 
-from deploy.emulate_float import _eligibility_rows, _forward
+from biograd.deploy.emulate_float import _eligibility_rows, _forward
 
 
 def _synapse_form(x, v, s, psi, lam, kappa_on):

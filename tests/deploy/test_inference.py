@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from deploy.inference import reference_counts, run_inference
-from deploy.params import NetworkParams
-from deploy.quantize import quantize_network
-from pipeline.errors import BioGradError
+from biograd.deploy.inference import reference_counts, run_inference
+from biograd.deploy.params import NetworkParams
+from biograd.deploy.quantize import quantize_network
+from biograd.pipeline.errors import BioGradError
 
 from deploy_helpers import random_rasters, small_learner
 
@@ -30,7 +30,7 @@ def test_fixed_pt_equals_the_integer_reference(params):
 
 
 def test_real_nmnist_through_sources_and_encoder(nmnist_dir):
-    from deploy.data import load_rasters
+    from biograd.deploy.data import load_rasters
     rasters, labels = load_rasters("nmnist", "test", nmnist_dir.parent, limit=3)
     assert len(rasters) == 3 and rasters[0].n_inputs == 2312 and rasters[0].timesteps == 60
     learner = small_learner(sizes=(2312, 24, 10), T=60, te=19, seed=3)

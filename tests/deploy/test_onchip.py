@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
-from deploy.params import NetworkParams
-from pipeline.errors import ConfigError
+from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+from biograd.deploy.params import NetworkParams
+from biograd.pipeline.errors import ConfigError
 from deploy_helpers import random_rasters, small_learner
 
 T, TE, N_IN, N_HID = 6, 1, 16, 8

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from deploy.inference import reference_counts
-from deploy.params import NetworkParams
-from deploy.quantize import quantization_report, quantize_layer, quantize_network
-from pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.deploy.inference import reference_counts
+from biograd.deploy.params import NetworkParams
+from biograd.deploy.quantize import quantization_report, quantize_layer, quantize_network
+from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 
 from deploy_helpers import random_rasters
 

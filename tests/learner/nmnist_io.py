@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.events import make_events
+from biograd.pipeline.events import make_events
 
 
 def read_nmnist_bin(path) -> np.ndarray:

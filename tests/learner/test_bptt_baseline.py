@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.bptt_baseline import (BPTTConfig, BPTTLearner, cross_entropy, forward,
+from biograd.learner.bptt_baseline import (BPTTConfig, BPTTLearner, cross_entropy, forward,
                                    loss_and_grads)
 
 
@@ -109,8 +109,8 @@ def test_same_network_as_biograd_on_real_samples(nmnist_dir):
     from dataclasses import replace
 
     from bench.exp_data import load_nmnist_rasters
-    from learner.config import NMNIST_LEARNER
-    from learner.network import BioGradLearner
+    from biograd.learner.config import NMNIST_LEARNER
+    from biograd.learner.network import BioGradLearner
 
     rasters, _ = load_nmnist_rasters(nmnist_dir, "Test", limit=8, seed=2)
     bio = BioGradLearner(replace(NMNIST_LEARNER, dtype="float64", seed=4))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.encoding import (SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster,
+from biograd.learner.encoding import (SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster,
                               mnist_to_events)
-from pipeline.errors import EventFormatError
+from biograd.pipeline.errors import EventFormatError
 from nmnist_io import read_nmnist_bin
-from pipeline.events import NMNIST_GEOMETRY, Geometry, make_events
+from biograd.pipeline.events import NMNIST_GEOMETRY, Geometry, make_events
 
 
 def _rows(raster):

@@ -6,10 +6,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from learner import kernels
-from learner.config import LearnerConfig
-from learner.encoding import SpikeRaster
-from learner.network import BioGradLearner
+from biograd.learner import kernels
+from biograd.learner.config import LearnerConfig
+from biograd.learner.encoding import SpikeRaster
+from biograd.learner.network import BioGradLearner
 import bptt_oracle
 
 TOL = 1e-10
@@ -169,7 +169,7 @@ def test_engines_agree_in_float32():
 
 def test_numpy_reference_baseline_computes_the_same_update():
     """The benchmark's NumPy baseline trains to the same weights (so its speed is comparable)."""
-    from learner.reference_numpy import NumpyReferenceLearner
+    from biograd.learner.reference_numpy import NumpyReferenceLearner
 
     learner, _, _ = _make("two-hidden", "event", 6, batch_size=2, lr=0.05)
     ref = NumpyReferenceLearner(learner.config, learner.weights, learner.biases, learner.feedback)

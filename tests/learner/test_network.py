@@ -6,10 +6,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from learner.config import LearnerConfig
-from learner.encoding import SpikeRaster
-from learner.network import BioGradLearner
-from pipeline.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
+from biograd.learner.config import LearnerConfig
+from biograd.learner.encoding import SpikeRaster
+from biograd.learner.network import BioGradLearner
+from biograd.pipeline.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 
 SMALL = LearnerConfig(layer_sizes=(30, 16, 12, 10), timesteps=12, error_start=3, batch_size=3,
                       sleep_noise_samples=16, sleep_steps=10, lr=0.05, seed=7)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learner.config import LearnerConfig
-from learner.encoding import encode_nmnist
-from learner.network import BioGradLearner
+from biograd.learner.config import LearnerConfig
+from biograd.learner.encoding import encode_nmnist
+from biograd.learner.network import BioGradLearner
 from nmnist_io import nmnist_files, read_nmnist_bin
 
 

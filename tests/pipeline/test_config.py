@@ -1,8 +1,8 @@
 import pytest
 
-from pipeline.config import apply_overrides, parse_override
-from pipeline.errors import ConfigError
-from pipeline.run_config import build_run_config
+from biograd.pipeline.config import apply_overrides, parse_override
+from biograd.pipeline.errors import ConfigError
+from biograd.pipeline.run_config import build_run_config
 
 
 def test_defaults_match_algorithm_doc():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import EventFormatError
-from pipeline.events import (EVENT_DTYPE, DAVIS346_GEOMETRY, Geometry, from_aedat, from_dv, from_tonic,
+from biograd.pipeline.errors import EventFormatError
+from biograd.pipeline.events import (EVENT_DTYPE, DAVIS346_GEOMETRY, Geometry, from_aedat, from_dv, from_tonic,
                              make_events, to_aedat, to_dv, to_tonic, validate_events)
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import protocol
-from pipeline.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
-from pipeline.protocol import Message, MsgType, Phase
-from pipeline.run_config import build_run_config
-from pipeline.runner import Encoder, config_to_toml, open_split, replay, run_learner
-from pipeline.transport import RecordSubscriber, Sender, WireSample, send_control
+from biograd.pipeline import protocol
+from biograd.pipeline.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
+from biograd.pipeline.protocol import Message, MsgType, Phase
+from biograd.pipeline.run_config import build_run_config
+from biograd.pipeline.runner import Encoder, config_to_toml, open_split, replay, run_learner
+from biograd.pipeline.transport import RecordSubscriber, Sender, WireSample, send_control
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 120   # train samples (and at most that many test samples)
@@ -62,7 +62,7 @@ def _weights(learner):
 @pytest.fixture(scope="module")
 def direct_weights(data_dir, tmp_path_factory):
     """The learner trained by a plain loop over the dataset: no ZeroMQ, no runner."""
-    from learner.network import BioGradLearner
+    from biograd.learner.network import BioGradLearner
     cfg = _cfg(tmp_path_factory.mktemp("direct"))
     learner = BioGradLearner(cfg.learner)
     encode = Encoder(cfg)
@@ -168,13 +168,13 @@ def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_
     cfg = _cfg(tmp_path, "pipeline.transport=ipc", f"pipeline.ipc_dir={tmp_path}", "pipeline.hwm=2",
                "pipeline.packet_events=256", "source.limit=40")
     thread, result = _learner_thread(cfg)
-    from pipeline.transport import endpoints
+    from biograd.pipeline.transport import endpoints
     ep = endpoints(cfg.pipeline, name=f"biograd-{os.getpid()}")      # what run_learner binds
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not Path(ep.input[len("ipc://"):]).exists():
         time.sleep(0.05)
     sub = RecordSubscriber(ep.output, types=("prediction",))
-    source_cmd = [sys.executable, "-m", "pipeline.cli", "source", "--connect", ep.input, "--name", "nmnist",
+    source_cmd = [sys.executable, "-m", "biograd.pipeline.cli", "source", "--connect", ep.input, "--name", "nmnist",
                   "--data", str(data_dir)] + [a for s in SETTINGS + ["source.limit=40"] for a in ("--set", s)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # The first source replays at 10x real time (about 30 ms per sample): it is mid-stream when killed.
@@ -210,7 +210,7 @@ def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_
 
 def test_sigterm_finishes_the_sample_checkpoints_and_exits_0(data_dir, tmp_path):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "pipeline.cli", "replay", "--data", str(data_dir), "--run-dir", str(run_dir)]
+    cmd = [sys.executable, "-m", "biograd.pipeline.cli", "replay", "--data", str(data_dir), "--run-dir", str(run_dir)]
     for s in SETTINGS + ["pipeline.metrics_every=5", "source.limit=400"]:
         cmd += ["--set", s]
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=subprocess.PIPE, text=True)
@@ -241,7 +241,7 @@ def test_config_written_to_the_run_dir_reads_back_equal(tmp_path):
 
 def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
     """`live` on the real DAVIS346 recording, down-sampled to the N-MNIST input, 20 ms windows."""
-    from pipeline.runner import live
+    from biograd.pipeline.runner import live
     cfg = _cfg(tmp_path, "source.kind=aedat", f"source.path={davis_file}", "source.resize=[34, 34]",
                "source.window_us=20000")
     summary = live(cfg, None)
@@ -255,7 +255,7 @@ def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
 
 
 def test_keys_command_creates_and_refuses_to_overwrite(tmp_path, capsys):
-    from pipeline.cli import main
+    from biograd.pipeline.cli import main
     assert main(["keys", str(tmp_path / "k")]) == 0
     names = sorted(p.name for p in (tmp_path / "k").iterdir())
     assert names == ["authorized_clients", "client.key", "client.key_secret", "server.key", "server.key_secret"]

@@ -7,12 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.events import NMNIST_GEOMETRY, make_events
-from pipeline.protocol import Message, MsgType, Phase
-from pipeline.run_config import build_run_config
-from pipeline.runner import Encoder, LearnerStage, open_split
-from pipeline.transport import WireSample
+from biograd.pipeline.cli import main
+from biograd.pipeline.events import NMNIST_GEOMETRY, make_events
+from biograd.pipeline.protocol import Message, MsgType, Phase
+from biograd.pipeline.run_config import build_run_config
+from biograd.pipeline.runner import Encoder, LearnerStage, open_split
+from biograd.pipeline.transport import WireSample
 
 SMALL = ["learner.layer_sizes=[2312, 16, 10]", "learner.batch_size=1", "pipeline.progress=false",
          "pipeline.metrics_every=1000", "sinks.plots=false"]
@@ -75,8 +75,8 @@ def _control(command, **kw):
 
 @pytest.fixture
 def stage(tmp_path):
-    from learner.network import BioGradLearner
-    from sinks.checkpoints import CheckpointManager
+    from biograd.learner.network import BioGradLearner
+    from biograd.sinks.checkpoints import CheckpointManager
     cfg = build_run_config(None, SMALL + [f"sinks.run_dir={tmp_path}"])
     sinks = Collect()
     return LearnerStage(cfg, BioGradLearner(cfg.learner), sinks, CheckpointManager(tmp_path)), sinks
@@ -124,8 +124,8 @@ def test_controls_sleep_checkpoint_pause_shutdown(stage, tmp_path):
 
 
 def test_eval_command_matches_the_learner_on_the_test_split(data_dir, tmp_path, capsys):
-    from learner.network import BioGradLearner
-    from sinks.checkpoints import CheckpointManager
+    from biograd.learner.network import BioGradLearner
+    from biograd.sinks.checkpoints import CheckpointManager
     settings = SMALL + ["source.limit=30"]
     cfg = build_run_config(None, settings)
     learner = BioGradLearner(cfg.learner)

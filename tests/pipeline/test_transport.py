@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import protocol
-from pipeline.errors import ConfigError
-from pipeline.events import NMNIST_GEOMETRY, make_events
-from pipeline.protocol import Message, MsgType, Phase
-from pipeline.security import check_bind, generate_keys, is_loopback
-from pipeline.transport import Receiver, RecordPublisher, RecordSubscriber, Sender, WireSample
+from biograd.pipeline import protocol
+from biograd.pipeline.errors import ConfigError
+from biograd.pipeline.events import NMNIST_GEOMETRY, make_events
+from biograd.pipeline.protocol import Message, MsgType, Phase
+from biograd.pipeline.security import check_bind, generate_keys, is_loopback
+from biograd.pipeline.transport import Receiver, RecordPublisher, RecordSubscriber, Sender, WireSample
 
 
 def _events(n, seed):
@@ -225,7 +225,7 @@ def test_curve_refuses_unauthenticated_clients(ctx, tmp_path):
     for s in (plain, wrong, good):
         s.close(timeout_s=0)
     receiver.close()
-    from pipeline.security import stop_authenticator
+    from biograd.pipeline.security import stop_authenticator
     stop_authenticator(ctx)
 
 
@@ -239,8 +239,8 @@ def test_ipc_files_are_removed_on_close(ctx, tmp_path):
 
 
 def test_learner_output_waits_for_sinks_to_subscribe():
-    from pipeline.errors import BioGradError
-    from pipeline.transport import RecordPublisher, RecordSubscriber
+    from biograd.pipeline.errors import BioGradError
+    from biograd.pipeline.transport import RecordPublisher, RecordSubscriber
     ctx = zmq.Context()
     publisher = RecordPublisher("inproc://wait-for-sinks", ctx)
     subscribers = []

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 
-from learner.config import LearnerConfig
-from learner.encoding import SpikeRaster
-from learner.network import BioGradLearner
+from biograd.learner.config import LearnerConfig
+from biograd.learner.encoding import SpikeRaster
+from biograd.learner.network import BioGradLearner
 
 
 def small_learner(sizes=(2312, 16, 10), batch_size=3, sleep=True, seed=0, timesteps=12, **kw) -> BioGradLearner:

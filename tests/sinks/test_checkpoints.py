@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from sinks.checkpoints import (CheckpointManager, list_checkpoints, load_checkpoint, resolve_checkpoint)
+from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.sinks.checkpoints import (CheckpointManager, list_checkpoints, load_checkpoint, resolve_checkpoint)
 from sink_helpers import random_samples, small_learner
 
 

@@ -10,10 +10,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from pipeline.errors import BioGradError
-from pipeline.events import make_events
-from sinks.dashboard import Dashboard
-from sinks.records import event_frame
+from biograd.pipeline.errors import BioGradError
+from biograd.pipeline.events import make_events
+from biograd.sinks.dashboard import Dashboard
+from biograd.sinks.records import event_frame
 from sink_helpers import synthetic_records
 
 
@@ -96,8 +96,8 @@ def test_the_shown_class_belongs_to_the_sample_whose_frame_is_shown():
 def test_sink_dashboard_command_serves_records_from_a_pub_socket():
     import socket
 
-    from pipeline.cli import main
-    from sinks.predictions import PredictionPublisher
+    from biograd.pipeline.cli import main
+    from biograd.sinks.predictions import PredictionPublisher
 
     publisher = PredictionPublisher("tcp://127.0.0.1:0")
     with socket.socket() as s:

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.errors import DataFormatError, DataNotFoundError
-from sinks.metrics import MetricsLog, csv_columns, find_metrics_log, read_metrics
-from sinks.records import RecordError
+from biograd.pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.sinks.metrics import MetricsLog, csv_columns, find_metrics_log, read_metrics
+from biograd.sinks.records import RecordError
 from sink_helpers import synthetic_records
 
 
@@ -142,8 +142,8 @@ def test_find_metrics_log_says_what_is_missing(tmp_path):
 
 
 def test_a_failing_sink_does_not_stop_the_others_and_fails_the_run_at_close(tmp_path):
-    from pipeline.errors import BioGradError
-    from sinks.records import SinkSet
+    from biograd.pipeline.errors import BioGradError
+    from biograd.sinks.records import SinkSet
 
     class Broken:
         closed = False

@@ -5,11 +5,11 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.errors import DataFormatError
-from sinks.checkpoints import CheckpointManager
-from sinks.metrics import MetricsLog
-from sinks.plots import PLOT_NAMES, input_layout, make_plots
+from biograd.pipeline.cli import main
+from biograd.pipeline.errors import DataFormatError
+from biograd.sinks.checkpoints import CheckpointManager
+from biograd.sinks.metrics import MetricsLog
+from biograd.sinks.plots import PLOT_NAMES, input_layout, make_plots
 from sink_helpers import random_samples, small_learner, synthetic_records
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from pipeline.errors import BioGradError
-from pipeline.protocol import MsgType, record_message, topic
-from sinks.predictions import PredictionPublisher, PredictionWriter, RecordSubscriber, print_predictions
+from biograd.pipeline.errors import BioGradError
+from biograd.pipeline.protocol import MsgType, record_message, topic
+from biograd.sinks.predictions import PredictionPublisher, PredictionWriter, RecordSubscriber, print_predictions
 from sink_helpers import synthetic_records
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_print_predictions_writes_json_lines_and_stops_at_the_end_record():
 
 def test_cli_prints_predictions_as_json_lines():
     publisher = PredictionPublisher("tcp://127.0.0.1:0")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "sink", "predictions", "--connect",
+    proc = subprocess.Popen([sys.executable, "-m", "biograd.pipeline.cli", "sink", "predictions", "--connect",
                              publisher.address, "--count", "4", "--timeout", "20"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     feeder = threading.Thread(target=_publish_until, args=(publisher, _predictions(2), lambda: proc.poll() is not None),
@@ -163,7 +163,7 @@ def test_writer_and_addresses(tmp_path):
 
 
 def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
-    from pipeline.security import generate_keys, stop_authenticator
+    from biograd.pipeline.security import generate_keys, stop_authenticator
 
     generate_keys(tmp_path / "keys")
     ctx = zmq.Context()
@@ -188,10 +188,10 @@ def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
 
 
 def test_run_sinks_take_the_pipeline_keys_for_a_non_loopback_predictions_socket(tmp_path):
-    from pipeline.errors import ConfigError
-    from pipeline.run_config import build_run_config
-    from pipeline.runner import build_sinks
-    from pipeline.security import generate_keys, stop_authenticator
+    from biograd.pipeline.errors import ConfigError
+    from biograd.pipeline.run_config import build_run_config
+    from biograd.pipeline.runner import build_sinks
+    from biograd.pipeline.security import generate_keys, stop_authenticator
 
     outside = ['sinks.predictions="tcp://0.0.0.0:0"', f'sinks.run_dir="{tmp_path / "run"}"']
     with pytest.raises(ConfigError, match="refusing to bind tcp://0.0.0.0:0 without encryption"):

@@ -15,11 +15,11 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from pipeline.cli import main
-from pipeline.run_config import build_run_config
-from sinks.checkpoints import list_checkpoints, load_checkpoint
-from sinks.metrics import read_metrics
-from sinks.plots import PLOT_NAMES
+from biograd.pipeline.cli import main
+from biograd.pipeline.run_config import build_run_config
+from biograd.sinks.checkpoints import list_checkpoints, load_checkpoint
+from biograd.sinks.metrics import read_metrics
+from biograd.sinks.plots import PLOT_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +47,7 @@ def straight_run(tmp_path_factory, data_dir):
     run = base / "straight"
     port = _free_port()
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "sink", "metrics", "--connect", f"tcp://127.0.0.1:{port}",
+        [sys.executable, "-m", "biograd.pipeline.cli", "sink", "metrics", "--connect", f"tcp://127.0.0.1:{port}",
          "--out", str(base / "watched.csv"), "--hidden", "1", "--timeout", "120"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -129,7 +129,7 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (scripts/ensure-browser.sh installs it with apt)")
     from playwright.sync_api import sync_playwright
-    from pipeline import runner
+    from biograd.pipeline import runner
 
     port = _free_port()
     cfg = build_run_config(None, [f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}", "sinks.dashboard=true",

@@ -3,9 +3,9 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline.errors import DataFormatError
-from pipeline.events import DAVIS346_GEOMETRY
-from sources.aedat4 import AedatRecording, scan_aedat4
+from biograd.pipeline.errors import DataFormatError
+from biograd.pipeline.events import DAVIS346_GEOMETRY
+from biograd.sources.aedat4 import AedatRecording, scan_aedat4
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from pipeline.errors import DataFormatError
-from sources.download import NMNIST_ARCHIVES, Archive, download, download_nmnist
-from sources.nmnist import NMNISTDataset
+from biograd.pipeline.errors import DataFormatError
+from biograd.sources.download import NMNIST_ARCHIVES, Archive, download, download_nmnist
+from biograd.sources.nmnist import NMNISTDataset
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -113,7 +113,7 @@ def test_md5_mismatch_is_a_clear_error(server, train_zip, tmp_path):
 
 
 def test_cli_download_into_dest(server, train_zip, tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from biograd.pipeline.cli import main
     server.payload, md5 = train_zip
     monkeypatch.setitem(NMNIST_ARCHIVES, "Train", Archive("Train.zip", url(server), md5))
     assert main(["data", "download", "nmnist", "--dest", str(tmp_path / "n"), "--split", "Train"]) == 0

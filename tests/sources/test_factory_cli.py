@@ -2,15 +2,15 @@
 import pytest
 import zmq
 
-from pipeline.cli import main
-from pipeline.config import ConfigError
-from pipeline.errors import DataNotFoundError
-from pipeline.events import NMNIST_GEOMETRY
-from pipeline.run_config import build_run_config
-from sources import make_windower, open_source
-from sources.config import SourceConfig
-from sources.mnist import MNISTDataset
-from sources.nmnist import BUNDLED_ROOT, NMNISTDataset
+from biograd.pipeline.cli import main
+from biograd.pipeline.config import ConfigError
+from biograd.pipeline.errors import DataNotFoundError
+from biograd.pipeline.events import NMNIST_GEOMETRY
+from biograd.pipeline.run_config import build_run_config
+from biograd.sources import make_windower, open_source
+from biograd.sources.config import SourceConfig
+from biograd.sources.mnist import MNISTDataset
+from biograd.sources.nmnist import BUNDLED_ROOT, NMNISTDataset
 
 
 def test_open_source_datasets(data_dir, tmp_path):
@@ -41,9 +41,9 @@ def test_open_source_recording_with_preprocessing(data_dir):
 
 
 def test_open_source_live_errors(data_dir):
-    from sources.live import list_cameras
+    from biograd.sources.live import list_cameras
     if not list_cameras():
-        from pipeline.errors import HardwareUnavailableError
+        from biograd.pipeline.errors import HardwareUnavailableError
         with pytest.raises(HardwareUnavailableError, match="no DVS camera found"):
             open_source(SourceConfig(kind="camera"), data_dir)
     with pytest.raises(ConfigError, match="source.address"):
@@ -81,7 +81,7 @@ def test_data_info_cli(data_dir, capsys, tmp_path):
 
 
 def test_label_cli_sends_a_control_message():
-    from pipeline import protocol
+    from biograd.pipeline import protocol
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
     port = sock.bind_to_random_port("tcp://127.0.0.1")
@@ -96,7 +96,7 @@ def test_label_cli_sends_a_control_message():
 
 def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatch, capsys):
     import io
-    from pipeline import protocol
+    from biograd.pipeline import protocol
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
     port = sock.bind_to_random_port("tcp://127.0.0.1")

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipeline.errors import HardwareUnavailableError
-from pipeline.events import DAVIS346_GEOMETRY, make_events
-from sources.aedat4 import AedatRecording
-from sources.live import DVNetworkStream, list_cameras, open_camera, parse_address
+from biograd.pipeline.errors import HardwareUnavailableError
+from biograd.pipeline.events import DAVIS346_GEOMETRY, make_events
+from biograd.sources.aedat4 import AedatRecording
+from biograd.sources.live import DVNetworkStream, list_cameras, open_camera, parse_address
 
 SERVER = Path(__file__).with_name("dv_server.py")
 
@@ -103,10 +103,10 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
 
 
 def test_open_source_dvstream_preprocesses(davis_file, file_events):
-    from sources import open_source
-    from sources.config import SourceConfig
-    from sources.preprocess import downsample
-    from pipeline.events import NMNIST_GEOMETRY
+    from biograd.sources import open_source
+    from biograd.sources.config import SourceConfig
+    from biograd.sources.preprocess import downsample
+    from biograd.pipeline.events import NMNIST_GEOMETRY
     port = free_port()
     server = start_server(port, davis_file)
     stream = open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{port}", resize=(34, 34)))
@@ -124,9 +124,9 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
 
 
 def test_dvstream_without_server_is_a_clear_error():
-    from sources import open_source
-    from sources.config import SourceConfig
-    from pipeline.errors import DataNotFoundError
+    from biograd.sources import open_source
+    from biograd.sources.config import SourceConfig
+    from biograd.pipeline.errors import DataNotFoundError
     with pytest.raises(DataNotFoundError, match=r"DV stream 127\.0\.0\.1:\d+: no server answered within 1 s "
                                                 r"\(connect: Connection refused"):
         open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{free_port()}"), connect_timeout=1.0)

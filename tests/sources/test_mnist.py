@@ -3,9 +3,9 @@ import gzip
 import numpy as np
 import pytest
 
-from learner.encoding import encode_events, mnist_rate_raster
-from pipeline.errors import ConfigError, DataFormatError
-from sources.mnist import MNIST_GEOMETRY, MNISTDataset, read_idx
+from biograd.learner.encoding import encode_events, mnist_rate_raster
+from biograd.pipeline.errors import ConfigError, DataFormatError
+from biograd.sources.mnist import MNIST_GEOMETRY, MNISTDataset, read_idx
 
 
 @pytest.fixture(scope="module")

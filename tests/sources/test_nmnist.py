@@ -3,10 +3,10 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, validate_events
-from sources.base import epoch_order
-from sources.nmnist import BUNDLED_ROOT, NMNISTDataset, decode_nmnist, locate_nmnist, read_nmnist
+from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, validate_events
+from biograd.sources.base import epoch_order
+from biograd.sources.nmnist import BUNDLED_ROOT, NMNISTDataset, decode_nmnist, locate_nmnist, read_nmnist
 
 
 def reference_decode(raw: bytes):
@@ -69,8 +69,8 @@ def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch
     assert locate_nmnist(None, tmp_path) == tmp_path / "nmnist"
     with pytest.raises(DataNotFoundError, match="no such N-MNIST folder"):
         locate_nmnist(tmp_path / "missing", data_dir)
-    monkeypatch.setattr("sources.nmnist._bundled_notice_given", False)
-    with caplog.at_level(logging.WARNING, logger="sources.nmnist"):
+    monkeypatch.setattr("biograd.sources.nmnist._bundled_notice_given", False)
+    with caplog.at_level(logging.WARNING, logger="biograd.sources.nmnist"):
         root = locate_nmnist(None, tmp_path / "empty")
         assert locate_nmnist(None, tmp_path / "empty") == root
     assert root == BUNDLED_ROOT

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.events import DAVIS346_GEOMETRY, Geometry, NMNIST_GEOMETRY, validate_events
-from sources.aedat4 import AedatRecording
-from sources.preprocess import (DVNoiseFilter, Preprocessor, crop, downsample, refractory_filter,
+from biograd.pipeline.errors import ConfigError
+from biograd.pipeline.events import DAVIS346_GEOMETRY, Geometry, NMNIST_GEOMETRY, validate_events
+from biograd.sources.aedat4 import AedatRecording
+from biograd.sources.preprocess import (DVNoiseFilter, Preprocessor, crop, downsample, refractory_filter,
                                 select_polarity)
 
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.events import DAVIS346_GEOMETRY
-from sources.aedat4 import AedatRecording
-from sources.windowing import Windower
+from biograd.pipeline.errors import ConfigError
+from biograd.pipeline.events import DAVIS346_GEOMETRY
+from biograd.sources.aedat4 import AedatRecording
+from biograd.sources.windowing import Windower
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from deploy.procs.biograd_neuron.process import BioGradNeuron
+from biograd.deploy.procs.biograd_neuron.process import BioGradNeuron
 
 V_LIMIT = 2 ** 23 - 1
 

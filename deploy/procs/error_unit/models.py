@@ -9,7 +9,7 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from deploy.procs.error_unit.process import ErrorUnit
+from biograd.deploy.procs.error_unit.process import ErrorUnit
 
 UNIT = 256
 
