@@ -12,6 +12,7 @@ and 1 000 MNIST test digits next to the Numba learner's own predictions (trains 
 checkpoint first when none is given). ``lava-vs-emulation`` learns real MNIST digits in the
 Lava fixed_pt graph and in the emulation, checks the integers agree and times both.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,7 @@ import numpy as np
 
 def _data_root(args) -> Path:
     from biograd.pipeline.data import data_root
+
     return data_root(args.data)
 
 
@@ -33,8 +35,15 @@ def _params(hidden: int, seed: int):
     from biograd.learner.config import LearnerConfig
     from biograd.learner.network import BioGradLearner
 
-    cfg = LearnerConfig(layer_sizes=(784, hidden, 10), timesteps=20, error_start=5, seed=seed,
-                        dtype="float64", sleep=False, batch_size=1)
+    cfg = LearnerConfig(
+        layer_sizes=(784, hidden, 10),
+        timesteps=20,
+        error_start=5,
+        seed=seed,
+        dtype="float64",
+        sleep=False,
+        batch_size=1,
+    )
     return NetworkParams.from_learner(BioGradLearner(cfg))
 
 
@@ -47,21 +56,35 @@ def bench_onchip(args) -> dict:
     t0 = time.perf_counter()
     train, train_lab = load_rasters("mnist", "train", root, limit=args.train, seed=args.seed)
     test, test_lab = load_rasters("mnist", "test", root, limit=args.test, seed=args.seed)
-    print(f"loaded {len(train)} train / {len(test)} test MNIST rasters in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+    print(f"loaded {len(train)} train / {len(test)} test MNIST rasters in {time.perf_counter() - t0:.0f} s", flush=True)
     params = _params(args.hidden, args.seed)
     order = np.random.default_rng(args.seed).permutation(len(train))
     ds = tuple(args.delta_scale)
     rho = float(np.exp(-1.0 / args.tau))
     results: dict[str, float] = {}
 
-    plan = plan_onchip(params, lr=args.lr, weight_frac_bits=args.weight_frac_bits, impulse=args.impulse,
-                       tau=args.tau, delta_scale=ds, rng_seed=args.seed)
+    plan = plan_onchip(
+        params,
+        lr=args.lr,
+        weight_frac_bits=args.weight_frac_bits,
+        impulse=args.impulse,
+        tau=args.tau,
+        delta_scale=ds,
+        rng_seed=args.seed,
+    )
     chip_lr = tuple(lay.lr for lay in plan.layers)
 
     def run_float(name, dep, lr=args.lr):
-        emu = FloatEmulator(params, lr, dep, w_lsb=2.0 ** -args.weight_frac_bits, impulse=args.impulse,
-                            tau=args.tau, delta_scale=ds, seed=args.seed)
+        emu = FloatEmulator(
+            params,
+            lr,
+            dep,
+            w_lsb=2.0**-args.weight_frac_bits,
+            impulse=args.impulse,
+            tau=args.tau,
+            delta_scale=ds,
+            seed=args.seed,
+        )
         t = time.perf_counter()
         for k in order:
             emu.train_sample(train[k].to_dense(), int(train_lab[k]))
@@ -107,17 +130,27 @@ def bench_onchip(args) -> dict:
     results["train_s_onchip_fixed_emulation"] = secs
     results["onchip_emulation_steps_per_s"] = len(train) * plan.period / secs
     results["paper_onchip_acc"] = 0.9332
-    print(f"{'onchip_fixed_emulation':<22} test acc {acc:.4f}  ({secs:.0f} s training, "
-          f"{results['onchip_emulation_steps_per_s']:.0f} Lava-steps/s)", flush=True)
+    print(
+        f"{'onchip_fixed_emulation':<22} test acc {acc:.4f}  ({secs:.0f} s training, "
+        f"{results['onchip_emulation_steps_per_s']:.0f} Lava-steps/s)",
+        flush=True,
+    )
     return _onchip_table(args, results, len(train), len(test))
 
 
 def _onchip_table(args, results, n_train, n_test) -> dict:
-    results.update({"hidden": args.hidden, "train_samples": n_train, "test_samples": n_test,
-                    "lr": args.lr, "seed": args.seed, "float_at_chip_lr": float(bool(args.chip_lr))})
+    results.update(
+        {
+            "hidden": args.hidden,
+            "train_samples": n_train,
+            "test_samples": n_test,
+            "lr": args.lr,
+            "seed": args.seed,
+            "float_at_chip_lr": float(bool(args.chip_lr)),
+        }
+    )
     print()
-    print(f"MNIST 784-{args.hidden}-10, one pass over {n_train} training digits, batch 1, "
-          f"test on {n_test} digits")
+    print(f"MNIST 784-{args.hidden}-10, one pass over {n_train} training digits, batch 1, test on {n_test} digits")
     base = results.get("acc_float_exact")
     print(f"{'variant':<28} {'test acc':>9} {'vs exact':>9}")
     for key, value in results.items():
@@ -145,20 +178,28 @@ def bench_lava_vs_emulation(args) -> dict:
     emu = OnChipEmulator(plan, net.total_steps)
     counts = np.array([emu.run_sample(r.to_dense(), labels) for r in train])
     emu_s = time.perf_counter() - t
-    same = all(np.array_equal(emu.state()[k][l], lava_state[k][l])
-               for k in ("weights", "tags", "x1", "v", "d") for l in range(plan.n_layers))
+    same = all(
+        np.array_equal(emu.state()[k][l], lava_state[k][l])
+        for k in ("weights", "tags", "x1", "v", "d")
+        for l in range(plan.n_layers)
+    )
     same = same and np.array_equal(counts, lava_counts)
     changed = int(sum((lava_state["weights"][l] != plan.layers[l].weights).sum() for l in range(plan.n_layers)))
     steps = net.total_steps
-    res = {"lava_learn_steps_per_s": steps / lava_s, "emulation_learn_steps_per_s": steps / emu_s,
-           "emulation_speedup": lava_s / emu_s, "identical_integers": float(same),
-           "weights_changed": changed, "samples": len(train), "hidden": args.hidden}
+    res = {
+        "lava_learn_steps_per_s": steps / lava_s,
+        "emulation_learn_steps_per_s": steps / emu_s,
+        "emulation_speedup": lava_s / emu_s,
+        "identical_integers": float(same),
+        "weights_changed": changed,
+        "samples": len(train),
+        "hidden": args.hidden,
+    }
     print(f"MNIST 784-{args.hidden}-10, {len(train)} digits, {steps} Lava steps of on-chip learning")
     print(f"{'engine':<22} {'steps/s':>9} {'ratio':>7}")
     print(f"{'Lava fixed_pt':<22} {steps / lava_s:9.1f} {1.0:7.2f}")
     print(f"{'Numba emulation':<22} {steps / emu_s:9.1f} {lava_s / emu_s:7.2f}")
-    print(f"identical weights, tags, traces, voltages, dendrites and output counts: {same}; "
-          f"{changed} weights changed")
+    print(f"identical weights, tags, traces, voltages, dendrites and output counts: {same}; {changed} weights changed")
     return res
 
 
@@ -168,12 +209,28 @@ def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
     from biograd.learner.network import BioGradLearner
 
     if kind == "nmnist":
-        cfg = LearnerConfig(layer_sizes=(2312, 200, 10), timesteps=60, error_start=19, dtype="float64",
-                            batch_size=1, lr=5e-4, sleep=False, seed=seed)
+        cfg = LearnerConfig(
+            layer_sizes=(2312, 200, 10),
+            timesteps=60,
+            error_start=19,
+            dtype="float64",
+            batch_size=1,
+            lr=5e-4,
+            sleep=False,
+            seed=seed,
+        )
         rasters, labels = load_rasters("nmnist", "train", root, limit=n_train, seed=seed)
     else:
-        cfg = LearnerConfig(layer_sizes=(784, 200, 10), timesteps=20, error_start=5, dtype="float64",
-                            batch_size=1, lr=2e-4, sleep=False, seed=seed)
+        cfg = LearnerConfig(
+            layer_sizes=(784, 200, 10),
+            timesteps=20,
+            error_start=5,
+            dtype="float64",
+            batch_size=1,
+            lr=2e-4,
+            sleep=False,
+            seed=seed,
+        )
         rasters, labels = load_rasters("mnist", "train", root, limit=n_train, seed=seed)
     learner = BioGradLearner(cfg)
     rng = np.random.default_rng(seed)
@@ -193,18 +250,22 @@ def bench_inference(args) -> dict:
 
     root = _data_root(args)
     results: dict[str, float] = {}
-    for kind, ckpt, split, limit in (("nmnist", args.nmnist_checkpoint, "test", 0),
-                                     ("mnist", args.mnist_checkpoint, "test", args.mnist_test)):
+    for kind, ckpt, split, limit in (
+        ("nmnist", args.nmnist_checkpoint, "test", 0),
+        ("mnist", args.mnist_checkpoint, "test", args.mnist_test),
+    ):
         if ckpt:
             learner = BioGradLearner.load(ckpt)
         else:
             t = time.perf_counter()
             learner = _train_learner(kind, root, args.train, args.epochs, args.seed)
-            print(f"{kind}: trained a {learner.config.layer_sizes} learner in {time.perf_counter() - t:.0f} s",
-                  flush=True)
+            print(
+                f"{kind}: trained a {learner.config.layer_sizes} learner in {time.perf_counter() - t:.0f} s", flush=True
+            )
             if args.save_dir:
                 learner.save(Path(args.save_dir) / f"{kind}.npz")
         from dataclasses import replace
+
         if learner.config.dtype != "float64":
             # Compare with float64 Lava: load the same weights into a float64 learner
             tmp = BioGradLearner(replace(learner.config, dtype="float64"))
@@ -227,16 +288,21 @@ def bench_inference(args) -> dict:
             results[f"{kind}_{backend}_acc"] = acc
             results[f"{kind}_{backend}_agree_numba"] = agree
             results[f"{kind}_{backend}_steps_per_s"] = res.steps / res.seconds
-            print(f"{kind} {backend}: acc {acc:.4f} (Numba learner {results[f'{kind}_numba_acc']:.4f}), "
-                  f"same prediction as Numba on {agree:.4f}, {res.steps / res.seconds:.0f} steps/s", flush=True)
+            print(
+                f"{kind} {backend}: acc {acc:.4f} (Numba learner {results[f'{kind}_numba_acc']:.4f}), "
+                f"same prediction as Numba on {agree:.4f}, {res.steps / res.seconds:.0f} steps/s",
+                flush=True,
+            )
         results[f"{kind}_numba_samples_per_s"] = len(rasters) / numba_s
         results[f"{kind}_samples"] = len(rasters)
     print()
     print(f"{'data':<8} {'Numba':>8} {'Lava float':>11} {'Lava fixed':>11} {'fixed/Numba':>12} {'float agree':>12}")
     for kind in ("nmnist", "mnist"):
         n, f, x = (results[f"{kind}_numba_acc"], results[f"{kind}_floating_pt_acc"], results[f"{kind}_fixed_pt_acc"])
-        print(f"{kind:<8} {n:8.4f} {f:11.4f} {x:11.4f} {x / n if n else float('nan'):12.3f} "
-              f"{results[f'{kind}_floating_pt_agree_numba']:12.4f}")
+        print(
+            f"{kind:<8} {n:8.4f} {f:11.4f} {x:11.4f} {x / n if n else float('nan'):12.3f} "
+            f"{results[f'{kind}_floating_pt_agree_numba']:12.4f}"
+        )
     return results
 
 
@@ -258,8 +324,11 @@ def main(argv=None) -> int:
     p.add_argument("--skip-float", action="store_true", help="only the integer on-chip emulation")
     p.add_argument("--skip-onchip", action="store_true", help="only the float variants")
     p.add_argument("--only", nargs="+", help="float variants to run (default: all)")
-    p.add_argument("--chip-lr", action="store_true",
-                   help="run every float variant at the per-layer rates the on-chip rule realises")
+    p.add_argument(
+        "--chip-lr",
+        action="store_true",
+        help="run every float variant at the per-layer rates the on-chip rule realises",
+    )
     p = sub.add_parser("lava-vs-emulation")
     p.add_argument("--hidden", type=int, default=200)
     p.add_argument("--samples", type=int, default=20)
@@ -273,8 +342,9 @@ def main(argv=None) -> int:
     p.add_argument("--mnist-test", type=int, default=1000)
     p.add_argument("--save-dir", help="keep the checkpoints trained here")
     args = parser.parse_args(argv)
-    results = {"onchip": bench_onchip, "inference": bench_inference,
-               "lava-vs-emulation": bench_lava_vs_emulation}[args.what](args)
+    results = {"onchip": bench_onchip, "inference": bench_inference, "lava-vs-emulation": bench_lava_vs_emulation}[
+        args.what
+    ](args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1, sort_keys=True))

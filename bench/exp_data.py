@@ -6,6 +6,7 @@ BPTT baseline see exactly the rasters the pipeline feeds the learner. (Before
 ``sources/`` landed, the first runs used private readers here; they were checked
 byte-identical on every nmnist-1k file and all four MNIST arrays, then removed.)
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,6 +37,5 @@ def load_nmnist_rasters(root: Path, split: str, limit: int | None = None, seed: 
 def load_mnist(root: Path):
     """(train_images, train_labels, test_images, test_labels) as uint8 arrays."""
     root = Path(root)
-    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     return tuple(np.asarray(read_idx(find_idx(root, n))) for n in names)

@@ -14,6 +14,7 @@ partial runs count and an interrupted run resumes where it stopped):
 
 Run from the project root: ``BIOGRAD_DATA=../shared/data .venv/bin/python -m bench.experiments …``
 """
+
 from __future__ import annotations
 
 import os
@@ -39,11 +40,12 @@ from biograd.pipeline.errors import BioGradError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "bench" / "exp_logs"
-WORK_DIR = ROOT / "bench" / "exp_logs" / "work"     # checkpoints; not committed
+WORK_DIR = ROOT / "bench" / "exp_logs" / "work"  # checkpoints; not committed
 PAPER = {"mnist": 98.13, "nmnist": 97.59}
 
 
 # --- logging -------------------------------------------------------------------
+
 
 class Log:
     """Append-only JSON-lines log; every record is flushed to disk at once."""
@@ -70,15 +72,16 @@ class Log:
                 except json.JSONDecodeError:
                     # A run killed mid-write leaves a torn last line; anything else is corruption.
                     if n != len(self.path.read_text().splitlines()):
-                        raise BioGradError(f"{self.path}:{n}: not a JSON line")
+                        raise BioGradError(f"{self.path}:{n}: not a JSON line") from None
         return out
 
 
 def code_fingerprint() -> dict:
     """Git commit and the hashes of the learner sources the numbers came from."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         head = "unknown"
     files = {}
@@ -101,6 +104,7 @@ _NMNIST_CACHE: dict = {}
 def nmnist_data(args):
     """(train_rasters, train_labels, test_rasters, test_labels) of nmnist-1k, train in file order."""
     from bench.exp_data import load_nmnist_rasters
+
     root = find_dataset(data_root(args.data), "nmnist-1k", "nmnist")
     if root not in _NMNIST_CACHE:
         tr, ytr = load_nmnist_rasters(root, "Train")
@@ -116,11 +120,13 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 
 # --- the two methods behind one interface ---------------------------------------------
 
+
 class BioGradRun:
     name = "biograd"
 
     def __init__(self, config):
         from biograd.learner.network import BioGradLearner
+
         self.net = BioGradLearner(config)
 
     def train_epoch(self, rasters, labels, order, on_update=None):
@@ -149,13 +155,14 @@ class BPTTRun:
 
     def __init__(self, config):
         from biograd.learner.bptt_baseline import BPTTLearner
+
         self.net = BPTTLearner(config)
 
     def train_epoch(self, rasters, labels, order, on_update=None):
         bs = self.net.config.batch_size
         correct, loss = 0, 0.0
         for start in range(0, len(order), bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             batch_loss, pred = self.net.train_batch([rasters[i] for i in idx], labels[idx])
             correct += int(np.sum(pred == labels[idx]))
             loss += batch_loss * len(idx)
@@ -166,20 +173,20 @@ class BPTTRun:
     def evaluate(self, rasters, labels) -> float:
         correct = 0
         for start in range(0, len(rasters), 100):
-            pred, _ = self.net.predict_batch(rasters[start:start + 100])
-            correct += int(np.sum(pred == np.asarray(labels[start:start + 100])))
+            pred, _ = self.net.predict_batch(rasters[start : start + 100])
+            correct += int(np.sum(pred == np.asarray(labels[start : start + 100])))
         return correct / len(rasters)
 
 
 def make_run(method: str, seed: int, batch: int, preset: str = "nmnist", **learner_overrides):
     from biograd.learner.bptt_baseline import BPTTConfig
     from biograd.learner.config import MNIST_LEARNER, NMNIST_LEARNER
+
     base = NMNIST_LEARNER if preset == "nmnist" else MNIST_LEARNER
     if method == "biograd":
         return BioGradRun(replace(base, seed=seed, batch_size=batch, **learner_overrides))
     if method == "bptt":
-        return BPTTRun(BPTTConfig.from_learner(base, seed=seed, batch_size=batch,
-                                               **learner_overrides))
+        return BPTTRun(BPTTConfig.from_learner(base, seed=seed, batch_size=batch, **learner_overrides))
     raise BioGradError(f"unknown method {method!r} (biograd or bptt)")
 
 
@@ -194,11 +201,23 @@ def run_epochs(run, tr, ytr, te, yte, epochs, seed, log, tag: dict, on_update=No
         acc = run.evaluate(te, yte)
         eval_s = time.perf_counter() - t0
         total += train_s
-        log.append({"kind": "epoch", **tag, "epoch": epoch + 1, "train_acc": train_acc, "loss": loss,
-                    "eval_acc": acc, "train_s": train_s, "eval_s": eval_s,
-                    "samples_per_s": len(tr) / train_s})
-        print(f"  {tag} epoch {epoch + 1}: train {train_acc:.3f} loss {loss:.3f} eval {acc:.3f} "
-              f"({train_s:.1f}s)", flush=True)
+        log.append(
+            {
+                "kind": "epoch",
+                **tag,
+                "epoch": epoch + 1,
+                "train_acc": train_acc,
+                "loss": loss,
+                "eval_acc": acc,
+                "train_s": train_s,
+                "eval_s": eval_s,
+                "samples_per_s": len(tr) / train_s,
+            }
+        )
+        print(
+            f"  {tag} epoch {epoch + 1}: train {train_acc:.3f} loss {loss:.3f} eval {acc:.3f} ({train_s:.1f}s)",
+            flush=True,
+        )
     return acc, total
 
 
@@ -208,23 +227,30 @@ def done_keys(log: Log, kind: str, fields: tuple[str, ...]) -> set:
 
 # --- experiments --------------------------------------------------------------------
 
+
 def cmd_nmnist(args) -> int:
     tr, ytr, te, yte = nmnist_data(args)
     log = Log(args.log)
     log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
     if args.lr_from_tune:
         # One method per call: the rate picked on validation by `tune` (mean of the last 5 epochs).
-        tuned = [r for r in Log(LOG_DIR / "tune.jsonl").read() if r.get("kind") == "tune_done"
-                 and r["method"] == args.methods[0] and r["epochs"] == args.epochs and r["batch"] == args.batch]
+        tuned = [
+            r
+            for r in Log(LOG_DIR / "tune.jsonl").read()
+            if r.get("kind") == "tune_done"
+            and r["method"] == args.methods[0]
+            and r["epochs"] == args.epochs
+            and r["batch"] == args.batch
+        ]
         if len(args.methods) != 1 or not tuned:
-            raise BioGradError("--lr-from-tune needs one --methods and a finished `tune` run with the same "
-                               "epochs and batch")
+            raise BioGradError(
+                "--lr-from-tune needs one --methods and a finished `tune` run with the same epochs and batch"
+            )
         args.lr = max(tuned, key=lambda r: (r["val_last5"], -r["lr"]))["lr"]
         print(f"{args.methods[0]}: lr {args.lr:g} from the validation sweep", flush=True)
     recs = log.read()
     # lr None = the method's reference rate (BioGrad SGD 1e-3, BPTT Adam 1e-4).
-    done = {(r["method"], r["seed"], r["epochs"], r["batch"], r.get("lr")) for r in recs
-            if r.get("kind") == "run_done"}
+    done = {(r["method"], r["seed"], r["epochs"], r["batch"], r.get("lr")) for r in recs if r.get("kind") == "run_done"}
     for seed in args.seeds:
         for method in args.methods:
             key = (method, seed, args.epochs, args.batch, args.lr)
@@ -233,14 +259,30 @@ def cmd_nmnist(args) -> int:
                 continue
             # The sample order of epoch e depends only on (seed, e), so the first E epochs of a
             # longer run with the same seed and batch *are* an E-epoch run: reuse them.
-            prior = {r["epoch"]: r for r in recs if r.get("kind") == "epoch" and r["method"] == method
-                     and r["seed"] == seed and r["batch"] == args.batch and r.get("lr") == args.lr
-                     and r["epoch"] <= args.epochs}
+            prior = {
+                r["epoch"]: r
+                for r in recs
+                if r.get("kind") == "epoch"
+                and r["method"] == method
+                and r["seed"] == seed
+                and r["batch"] == args.batch
+                and r.get("lr") == args.lr
+                and r["epoch"] <= args.epochs
+            }
             if len(prior) == args.epochs:
-                log.append({"kind": "run_done", "method": method, "seed": seed, "epochs": args.epochs,
-                            "batch": args.batch, "lr": args.lr, "test_acc": prior[args.epochs]["eval_acc"],
-                            "train_wall_s": sum(r["train_s"] for r in prior.values()),
-                            "from_longer_run": max(r["epochs"] for r in prior.values())})
+                log.append(
+                    {
+                        "kind": "run_done",
+                        "method": method,
+                        "seed": seed,
+                        "epochs": args.epochs,
+                        "batch": args.batch,
+                        "lr": args.lr,
+                        "test_acc": prior[args.epochs]["eval_acc"],
+                        "train_wall_s": sum(r["train_s"] for r in prior.values()),
+                        "from_longer_run": max(r["epochs"] for r in prior.values()),
+                    }
+                )
                 print(f"{key}: first {args.epochs} epochs of a longer logged run")
                 continue
             tag = {"method": method, "seed": seed, "epochs": args.epochs, "batch": args.batch, "lr": args.lr}
@@ -256,18 +298,25 @@ def cmd_tune(args) -> int:
     log = Log(args.log)
     log.append({"kind": "start", "command": command_line(), **code_fingerprint()})
     perm = np.random.default_rng([args.select_seed, 15485863]).permutation(len(tr))
-    fit_idx, val_idx = perm[:-args.val], perm[-args.val:]
+    fit_idx, val_idx = perm[: -args.val], perm[-args.val :]
     fit, val = [tr[i] for i in fit_idx], [tr[i] for i in val_idx]
     recs = log.read()
     for lr in args.lrs:
-        tag = {"method": args.method, "lr": lr, "epochs": args.epochs, "batch": args.batch,
-               "seed": args.select_seed, "val_samples": args.val}
+        tag = {
+            "method": args.method,
+            "lr": lr,
+            "epochs": args.epochs,
+            "batch": args.batch,
+            "seed": args.select_seed,
+            "val_samples": args.val,
+        }
         if any(r.get("kind") == "tune_done" and all(r.get(k) == v for k, v in tag.items()) for r in recs):
             continue
         run = make_run(args.method, args.select_seed, args.batch, lr=lr)
         run_epochs(run, fit, ytr[fit_idx], val, ytr[val_idx], args.epochs, args.select_seed, log, tag)
-        accs = [r["eval_acc"] for r in log.read() if r.get("kind") == "epoch"
-                and all(r.get(k) == v for k, v in tag.items())][-args.epochs:]
+        accs = [
+            r["eval_acc"] for r in log.read() if r.get("kind") == "epoch" and all(r.get(k) == v for k, v in tag.items())
+        ][-args.epochs :]
         # Mean of the last 5 epochs: single-epoch accuracy on 200 samples jumps by ±10 points.
         log.append({"kind": "tune_done", **tag, "val_last": accs[-1], "val_last5": float(np.mean(accs[-5:]))})
     return 0
@@ -313,16 +362,31 @@ def cmd_ablation(args) -> int:
                 def on_update(r, tag=tag, counter=counter):
                     counter["updates"] += 1
                     al = r.alignment()
-                    log.append({"kind": "angle", **tag, "update": counter["updates"],
-                                "samples": r.net.samples_seen, "angle_deg": [a for a, _ in al],
-                                "norm_ratio": [q for _, q in al]})
+                    log.append(
+                        {
+                            "kind": "angle",
+                            **tag,
+                            "update": counter["updates"],
+                            "samples": r.net.samples_seen,
+                            "angle_deg": [a for a, _ in al],
+                            "norm_ratio": [q for _, q in al],
+                        }
+                    )
 
                 on_update(run)  # the starting point, before any update
                 counter["updates"] = 0
                 acc, wall = run_epochs(run, tr, ytr, te, yte, args.epochs, seed, log, tag, on_update)
                 al = run.alignment()
-                log.append({"kind": "run_done", **tag, "test_acc": acc, "train_wall_s": wall,
-                            "final_angle_deg": [a for a, _ in al], "final_norm_ratio": [q for _, q in al]})
+                log.append(
+                    {
+                        "kind": "run_done",
+                        **tag,
+                        "test_acc": acc,
+                        "train_wall_s": wall,
+                        "final_angle_deg": [a for a, _ in al],
+                        "final_norm_ratio": [q for _, q in al],
+                    }
+                )
     return 0
 
 
@@ -339,8 +403,7 @@ def cmd_streaming(args) -> int:
     fit = [tr[i] for i in fit_idx]
     val = [tr[i] for i in val_idx]
     overrides = {"sleep_every": args.sleep_every}
-    scores = {r["lr"]: r["val_acc"] for r in recs if r.get("kind") == "select"
-              and r["sleep_every"] == args.sleep_every}
+    scores = {r["lr"]: r["val_acc"] for r in recs if r.get("kind") == "select" and r["sleep_every"] == args.sleep_every}
     for lr in args.lrs:
         if lr in scores:
             continue
@@ -349,8 +412,17 @@ def cmd_streaming(args) -> int:
         run.train_epoch(fit, ytr[fit_idx], np.arange(len(fit)))
         acc = run.evaluate(val, ytr[val_idx])
         scores[lr] = acc
-        log.append({"kind": "select", "lr": lr, "sleep_every": args.sleep_every, "val_acc": acc,
-                    "fit_samples": len(fit), "val_samples": n_val, "train_s": time.perf_counter() - t0})
+        log.append(
+            {
+                "kind": "select",
+                "lr": lr,
+                "sleep_every": args.sleep_every,
+                "val_acc": acc,
+                "fit_samples": len(fit),
+                "val_samples": n_val,
+                "train_s": time.perf_counter() - t0,
+            }
+        )
         print(f"  select lr={lr:g}: val {acc:.3f}", flush=True)
     best = max(args.lrs, key=lambda lr: (scores[lr], -lr))
     log.append({"kind": "selected", "lr": best, "sleep_every": args.sleep_every})
@@ -368,10 +440,22 @@ def cmd_streaming(args) -> int:
             train_acc, _ = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, 0))
             wall = time.perf_counter() - t0
             acc = run.evaluate(te, yte)
-            log.append({"kind": "pass_done", "mode": mode, "seed": seed, "lr": lr, "batch": batch,
-                        "sleep_every": every, "test_acc": acc, "online_train_acc": train_acc,
-                        "train_wall_s": wall, "samples_per_s": len(tr) / wall,
-                        "updates": run.net.updates, "sleeps": run.net.sleeps})
+            log.append(
+                {
+                    "kind": "pass_done",
+                    "mode": mode,
+                    "seed": seed,
+                    "lr": lr,
+                    "batch": batch,
+                    "sleep_every": every,
+                    "test_acc": acc,
+                    "online_train_acc": train_acc,
+                    "train_wall_s": wall,
+                    "samples_per_s": len(tr) / wall,
+                    "updates": run.net.updates,
+                    "sleeps": run.net.sleeps,
+                }
+            )
             print(f"  {mode} seed {seed}: online {train_acc:.3f} test {acc:.3f} ({wall:.1f}s)", flush=True)
     return 0
 
@@ -387,8 +471,11 @@ def cmd_mnist(args) -> int:
     xtr_all, ytr_all, xte, yte = load_mnist(root)
     n_train = args.limit or 50_000
     xtr, ytr = xtr_all[:n_train], ytr_all[:n_train]
-    xval, yval = xtr_all[50_000:50_000 + (args.limit_eval or 10_000)], ytr_all[50_000:50_000 + (args.limit_eval or 10_000)]
-    xte, yte = xte[:args.limit_eval or 10_000], yte[:args.limit_eval or 10_000]
+    xval, yval = (
+        xtr_all[50_000 : 50_000 + (args.limit_eval or 10_000)],
+        ytr_all[50_000 : 50_000 + (args.limit_eval or 10_000)],
+    )
+    xte, yte = xte[: args.limit_eval or 10_000], yte[: args.limit_eval or 10_000]
     cfg = replace(MNIST_LEARNER, seed=args.seed, batch_size=args.batch)
     T = cfg.timesteps
     log = Log(args.log)
@@ -411,8 +498,18 @@ def cmd_mnist(args) -> int:
     else:
         pos = {"epoch": 0, "index": 0, "correct": 0, "loss": 0.0, "train_s": 0.0}
         net = BioGradLearner(cfg)
-    log.append({"kind": "start", "command": command_line(), "config": asdict(cfg), "resume": pos,
-                "n_train": n_train, "n_val": len(xval), "n_test": len(xte), **code_fingerprint()})
+    log.append(
+        {
+            "kind": "start",
+            "command": command_line(),
+            "config": asdict(cfg),
+            "resume": pos,
+            "n_train": n_train,
+            "n_val": len(xval),
+            "n_test": len(xte),
+            **code_fingerprint(),
+        }
+    )
 
     def evaluate(images, labels, salt):
         # Fixed encoding noise per split, so every epoch is scored on the same spike trains.
@@ -431,8 +528,7 @@ def cmd_mnist(args) -> int:
     last_epoch_s = None
     while pos["epoch"] < args.epochs:
         epoch = pos["epoch"]
-        if (deadline and last_epoch_s and pos["index"] == 0
-                and time.time() + last_epoch_s > deadline):
+        if deadline and last_epoch_s and pos["index"] == 0 and time.time() + last_epoch_s > deadline:
             print("next epoch would end after the deadline: stopping", flush=True)
             break
         order = epoch_order(n_train, args.seed, epoch)
@@ -452,14 +548,23 @@ def cmd_mnist(args) -> int:
                 if pos["index"] == n_train:
                     net.flush()
                 save(pos)
-                log.append({"kind": "progress", "epoch": epoch + 1, "samples": pos["index"],
-                            "train_acc_running": pos["correct"] / pos["index"],
-                            "loss_running": pos["loss"] / pos["index"],
-                            "samples_per_s": (pos["index"] - seg_start) / seg_s,
-                            "sleeps": net.sleeps, "angle_deg": [a for a, _ in net.feedback_alignment()]})
-                print(f"  epoch {epoch + 1} {pos['index']}/{n_train}: running train acc "
-                      f"{pos['correct'] / pos['index']:.4f}, {(pos['index'] - seg_start) / seg_s:.0f} samples/s",
-                      flush=True)
+                log.append(
+                    {
+                        "kind": "progress",
+                        "epoch": epoch + 1,
+                        "samples": pos["index"],
+                        "train_acc_running": pos["correct"] / pos["index"],
+                        "loss_running": pos["loss"] / pos["index"],
+                        "samples_per_s": (pos["index"] - seg_start) / seg_s,
+                        "sleeps": net.sleeps,
+                        "angle_deg": [a for a, _ in net.feedback_alignment()],
+                    }
+                )
+                print(
+                    f"  epoch {epoch + 1} {pos['index']}/{n_train}: running train acc "
+                    f"{pos['correct'] / pos['index']:.4f}, {(pos['index'] - seg_start) / seg_s:.0f} samples/s",
+                    flush=True,
+                )
                 t_seg = time.perf_counter()
                 seg_start = pos["index"]
                 if deadline and time.time() > deadline and pos["index"] < n_train:
@@ -469,14 +574,28 @@ def cmd_mnist(args) -> int:
         val_acc = evaluate(xval, yval, 1)
         test_acc = evaluate(xte, yte, 2)
         eval_s = time.perf_counter() - t0
-        log.append({"kind": "epoch", "epoch": epoch + 1, "complete": not stopped,
-                    "samples": pos["index"], "train_acc": pos["correct"] / max(pos["index"], 1),
-                    "loss": pos["loss"] / max(pos["index"], 1), "train_s": pos["train_s"],
-                    "samples_per_s": pos["index"] / pos["train_s"], "val_acc": val_acc,
-                    "test_acc": test_acc, "eval_s": eval_s, "eval_samples_per_s": (len(xval) + len(xte)) / eval_s,
-                    "angle_deg": [a for a, _ in net.feedback_alignment()]})
-        print(f"epoch {epoch + 1}{'' if not stopped else ' (partial)'}: val {val_acc:.4f} test {test_acc:.4f} "
-              f"train {pos['train_s']:.0f}s eval {eval_s:.0f}s", flush=True)
+        log.append(
+            {
+                "kind": "epoch",
+                "epoch": epoch + 1,
+                "complete": not stopped,
+                "samples": pos["index"],
+                "train_acc": pos["correct"] / max(pos["index"], 1),
+                "loss": pos["loss"] / max(pos["index"], 1),
+                "train_s": pos["train_s"],
+                "samples_per_s": pos["index"] / pos["train_s"],
+                "val_acc": val_acc,
+                "test_acc": test_acc,
+                "eval_s": eval_s,
+                "eval_samples_per_s": (len(xval) + len(xte)) / eval_s,
+                "angle_deg": [a for a, _ in net.feedback_alignment()],
+            }
+        )
+        print(
+            f"epoch {epoch + 1}{'' if not stopped else ' (partial)'}: val {val_acc:.4f} test {test_acc:.4f} "
+            f"train {pos['train_s']:.0f}s eval {eval_s:.0f}s",
+            flush=True,
+        )
         if stopped:
             break
         last_epoch_s = pos["train_s"] + eval_s
@@ -502,7 +621,7 @@ def cmd_gradcheck(args) -> int:
         x = (rng.random((T, B, sizes[0])) < 0.35).astype(np.float64)
         labels = rng.integers(0, sizes[-1], B)
 
-        def loss():
+        def loss(weights=weights, biases=biases, x=x, params=params, labels=labels):
             return cross_entropy(forward(weights, biases, x, params, relaxed=True)[-1].s.sum(axis=0), labels)
 
         _, _, gw, gb = loss_and_grads(weights, biases, x, labels, params, relaxed=True)
@@ -527,12 +646,20 @@ def cmd_gradcheck(args) -> int:
     for seed, n, mx, rel in rows:
         print(f"| {seed} | {n} | {mx:.1e} | {rel:.1e} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"gradcheck_max_rel_error": float(max(r[3] for r in rows)),
-                                               "gradcheck_max_abs_error": float(max(r[2] for r in rows))}) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "gradcheck_max_rel_error": float(max(r[3] for r in rows)),
+                    "gradcheck_max_abs_error": float(max(r[2] for r in rows)),
+                }
+            )
+            + "\n"
+        )
     return 0
 
 
 # --- report -------------------------------------------------------------------------------
+
 
 def _ms(values) -> str:
     values = np.asarray(values, dtype=float) * 100
@@ -543,12 +670,15 @@ def _ms(values) -> str:
 
 def cmd_report(args) -> int:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out: dict[str, float] = {}
     docs = ROOT / "docs"
-    L = lambda name: Log(LOG_DIR / f"{name}.jsonl").read()
+
+    def L(name):
+        return Log(LOG_DIR / f"{name}.jsonl").read()
 
     # MNIST
     # A run stopped mid-epoch and resumed logs that epoch twice: the later record wins.
@@ -558,24 +688,37 @@ def cmd_report(args) -> int:
         last = m[-1]
         print("\n## MNIST (BioGrad 784-500-100-10)")
         sps = [r["samples_per_s"] for r in m]
-        print("| epochs run | best-val epoch | val % @best | test % @best-val epoch | test % @last epoch | "
-              "train wall (all epochs) | train samples/s mean (max) | eval samples/s mean | paper |")
+        print(
+            "| epochs run | best-val epoch | val % @best | test % @best-val epoch | test % @last epoch | "
+            "train wall (all epochs) | train samples/s mean (max) | eval samples/s mean | paper |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
-        print(f"| {len(m)}{'' if last['complete'] else ' (last partial)'} | {best['epoch']} | "
-              f"{best['val_acc'] * 100:.2f} | {best['test_acc'] * 100:.2f} | {last['test_acc'] * 100:.2f} | "
-              f"{sum(r['train_s'] for r in m) / 60:.0f} min | {np.mean(sps):.0f} ({max(sps):.0f}) | "
-              f"{np.mean([r['eval_samples_per_s'] for r in m]):.0f} | {PAPER['mnist']} |")
-        out.update(mnist_epochs=len(m), mnist_test_at_best_val=best["test_acc"],
-                   mnist_test_last=last["test_acc"], mnist_best_val=best["val_acc"],
-                   mnist_train_samples_per_s=float(np.mean([r["samples_per_s"] for r in m])),
-                   mnist_train_wall_s=float(sum(r["train_s"] for r in m)))
+        print(
+            f"| {len(m)}{'' if last['complete'] else ' (last partial)'} | {best['epoch']} | "
+            f"{best['val_acc'] * 100:.2f} | {best['test_acc'] * 100:.2f} | {last['test_acc'] * 100:.2f} | "
+            f"{sum(r['train_s'] for r in m) / 60:.0f} min | {np.mean(sps):.0f} ({max(sps):.0f}) | "
+            f"{np.mean([r['eval_samples_per_s'] for r in m]):.0f} | {PAPER['mnist']} |"
+        )
+        out.update(
+            mnist_epochs=len(m),
+            mnist_test_at_best_val=best["test_acc"],
+            mnist_test_last=last["test_acc"],
+            mnist_best_val=best["val_acc"],
+            mnist_train_samples_per_s=float(np.mean([r["samples_per_s"] for r in m])),
+            mnist_train_wall_s=float(sum(r["train_s"] for r in m)),
+        )
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot([r["epoch"] for r in m], [r["val_acc"] * 100 for r in m], "o-", label="validation")
         ax.plot([r["epoch"] for r in m], [r["test_acc"] * 100 for r in m], "s-", label="test")
         ax.plot([r["epoch"] for r in m], [r["train_acc"] * 100 for r in m], "^-", label="train (online)")
         ax.axhline(PAPER["mnist"], color="gray", ls="--", label="paper 98.13")
-        ax.set_xlabel("epoch"); ax.set_ylabel("accuracy %"); ax.set_title("BioGrad on MNIST")
-        ax.legend(); ax.grid(alpha=.3); fig.tight_layout(); fig.savefig(docs / "results_mnist.png", dpi=110)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy %")
+        ax.set_title("BioGrad on MNIST")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(docs / "results_mnist.png", dpi=110)
         plt.close(fig)
 
     # N-MNIST BioGrad vs BPTT
@@ -589,29 +732,39 @@ def cmd_report(args) -> int:
             # (a later, longer run of the same seed logs those epochs again).
             rs: dict = {}
             for r in ep:
-                if (r["method"] == method and r["seed"] == seed and r.get("lr") == lr
-                        and epochs - 5 < r["epoch"] <= epochs and r["epochs"] >= epochs):
+                if (
+                    r["method"] == method
+                    and r["seed"] == seed
+                    and r.get("lr") == lr
+                    and epochs - 5 < r["epoch"] <= epochs
+                    and r["epochs"] >= epochs
+                ):
                     rs.setdefault(r["epoch"], r["eval_acc"])
             rs = list(rs.values())
             return float(np.mean(rs[-5:]))
 
-        print("| method | lr | epochs | seeds | batch | test acc % at last epoch (mean ± std) | "
-              "mean of last 5 epochs % | train wall s / run | paper |")
+        print(
+            "| method | lr | epochs | seeds | batch | test acc % at last epoch (mean ± std) | "
+            "mean of last 5 epochs % | train wall s / run | paper |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         ref_lr = {"biograd": "1e-3 SGD (ref.)", "bptt": "1e-4 Adam (ref.)"}
         for epochs, lr in sorted({(r["epochs"], r.get("lr") or 0.0) for r in rows}):
             lr = lr or None
             for method in ("biograd", "bptt"):
-                rs = {r["seed"]: r for r in rows if r["method"] == method and r["epochs"] == epochs
-                      and r.get("lr") == lr}
+                rs = {
+                    r["seed"]: r for r in rows if r["method"] == method and r["epochs"] == epochs and r.get("lr") == lr
+                }
                 rs = [rs[s] for s in sorted(rs)]
                 if not rs:
                     continue
                 l5 = [last5(method, r["seed"], epochs, lr) for r in rs]
-                print(f"| {method} | {ref_lr[method] if lr is None else f'{lr:g} (val-tuned)'} | {epochs} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
-                      f"{rs[0]['batch']} | {_ms([r['test_acc'] for r in rs])} | {_ms(l5)} | "
-                      f"{np.mean([r['train_wall_s'] for r in rs]):.0f} | "
-                      f"{PAPER['nmnist'] if method == 'biograd' else 'same level as BP'} |")
+                print(
+                    f"| {method} | {ref_lr[method] if lr is None else f'{lr:g} (val-tuned)'} | {epochs} | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
+                    f"{rs[0]['batch']} | {_ms([r['test_acc'] for r in rs])} | {_ms(l5)} | "
+                    f"{np.mean([r['train_wall_s'] for r in rs]):.0f} | "
+                    f"{PAPER['nmnist'] if method == 'biograd' else 'same level as BP'} |"
+                )
                 key = f"nmnist_{method}_e{epochs}" + ("" if lr is None else f"_lr{lr:g}")
                 out[f"{key}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
                 out[f"{key}_test_std"] = float(np.std([r["test_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
@@ -626,8 +779,10 @@ def cmd_report(args) -> int:
                     print()
                 out[f"nmnist_e{epochs}_accuracy_ratio_biograd_vs_bptt"] = b / p
                 out[f"nmnist_e{epochs}_train_time_ratio_biograd_vs_bptt"] = tb / tp
-                print(f"- {epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
-                      f"training wall time = {tb / tp:.2f}")
+                print(
+                    f"- {epochs} epochs, reference lr: BioGrad / BPTT accuracy (last 5 epochs) = {b / p:.2f}, "
+                    f"training wall time = {tb / tp:.2f}"
+                )
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for method, color in (("biograd", "C0"), ("bptt", "C3")):
             seeds = sorted({r["seed"] for r in ep if r["method"] == method})
@@ -636,11 +791,21 @@ def cmd_report(args) -> int:
                 # A longer run of the same seed covers the shorter one: plot the longest.
                 longest = max(r["epochs"] for r in rs)
                 rs = list({r["epoch"]: r for r in rs if r["epochs"] == longest and r.get("lr") is None}.values())
-                ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs], color=color, alpha=.7,
-                        label=method if s == seeds[0] else None)
-        ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy % (100 samples)")
-        ax.set_title("nmnist-1k: BioGrad vs BPTT"); ax.legend(); ax.grid(alpha=.3); fig.tight_layout()
-        fig.savefig(docs / "results_nmnist.png", dpi=110); plt.close(fig)
+                ax.plot(
+                    [r["epoch"] for r in rs],
+                    [r["eval_acc"] * 100 for r in rs],
+                    color=color,
+                    alpha=0.7,
+                    label=method if s == seeds[0] else None,
+                )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy % (100 samples)")
+        ax.set_title("nmnist-1k: BioGrad vs BPTT")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(docs / "results_nmnist.png", dpi=110)
+        plt.close(fig)
 
     cv = [r for r in L("cv") if r.get("kind") == "fold_done"]
     if cv:
@@ -651,23 +816,32 @@ def cmd_report(args) -> int:
             for method in ("biograd", "bptt"):
                 rs = [r for r in cv if r["method"] == method and r["epochs"] == epochs]
                 if rs:
-                    print(f"| {method} | {len(rs)} ({', '.join(str(r['fold']) for r in rs)}) | {epochs} | "
-                          f"{rs[0]['batch']} | {_ms([r['heldout_acc'] for r in rs])} |")
+                    print(
+                        f"| {method} | {len(rs)} ({', '.join(str(r['fold']) for r in rs)}) | {epochs} | "
+                        f"{rs[0]['batch']} | {_ms([r['heldout_acc'] for r in rs])} |"
+                    )
                     out[f"cv_{method}_e{epochs}_mean"] = float(np.mean([r["heldout_acc"] for r in rs]))
-                    out[f"cv_{method}_e{epochs}_std"] = (float(np.std([r["heldout_acc"] for r in rs], ddof=1))
-                                                        if len(rs) > 1 else 0.0)
+                    out[f"cv_{method}_e{epochs}_std"] = (
+                        float(np.std([r["heldout_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+                    )
 
     ab = L("ablation")
     ab_done = [r for r in ab if r.get("kind") == "run_done"]
     if ab_done:
         print("\n## Ablation: sleep x feedback init (BioGrad, nmnist-1k)")
-        print("| sleep | feedback init | seeds | epochs | test acc % at last epoch | mean of last 5 epochs % | "
-              "final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |")
+        print(
+            "| sleep | feedback init | seeds | epochs | test acc % at last epoch | mean of last 5 epochs % | "
+            "final angle hidden1 / hidden2 (deg) | norm ratio h1 / h2 |"
+        )
         print("|---|---|---|---|---|---|---|---|")
 
         def ab_last5(run):
-            accs = {r["epoch"]: r["eval_acc"] for r in ab if r.get("kind") == "epoch"
-                    and all(r[k] == run[k] for k in ("sleep", "init", "seed", "epochs", "batch"))}
+            accs = {
+                r["epoch"]: r["eval_acc"]
+                for r in ab
+                if r.get("kind") == "epoch"
+                and all(r[k] == run[k] for k in ("sleep", "init", "seed", "epochs", "batch"))
+            }
             return float(np.mean([accs[e] for e in sorted(accs)[-5:]]))
 
         for epochs in sorted({r["epochs"] for r in ab_done}):
@@ -679,10 +853,12 @@ def cmd_report(args) -> int:
                     name = f"sleep_{'on' if sleep else 'off'}_{init}_e{epochs}"
                     ang = np.array([r["final_angle_deg"] for r in rs])
                     nr = np.array([r["final_norm_ratio"] for r in rs])
-                    print(f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {epochs} | "
-                          f"{_ms([r['test_acc'] for r in rs])} | {_ms([ab_last5(r) for r in rs])} | "
-                          f"{ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
-                          f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |")
+                    print(
+                        f"| {'on' if sleep else 'off'} | {init} | {len(rs)} | {epochs} | "
+                        f"{_ms([r['test_acc'] for r in rs])} | {_ms([ab_last5(r) for r in rs])} | "
+                        f"{ang[:, 0].mean():.1f} / {ang[:, 1].mean():.1f} | "
+                        f"{nr[:, 0].mean():.2f} / {nr[:, 1].mean():.2f} |"
+                    )
                     out[f"ablation_{name}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
                     out[f"ablation_{name}_last5_mean"] = float(np.mean([ab_last5(r) for r in rs]))
                     out[f"ablation_{name}_angle1_deg"] = float(ang[:, 0].mean())
@@ -692,29 +868,55 @@ def cmd_report(args) -> int:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
         for sleep in (True, False):
             for init in ("mirror", "random"):
-                tr_ = [r for r in ab if r.get("kind") == "angle" and r["sleep"] == sleep and r["init"] == init
-                       and r["seed"] == seed0 and r["epochs"] == longest]
+                tr_ = [
+                    r
+                    for r in ab
+                    if r.get("kind") == "angle"
+                    and r["sleep"] == sleep
+                    and r["init"] == init
+                    and r["seed"] == seed0
+                    and r["epochs"] == longest
+                ]
                 for layer, ax in enumerate(axes):
-                    ax.plot([r["samples"] for r in tr_], [r["angle_deg"][layer] for r in tr_],
-                            label=f"sleep {'on' if sleep else 'off'}, {init}",
-                            ls="-" if sleep else "--")
+                    ax.plot(
+                        [r["samples"] for r in tr_],
+                        [r["angle_deg"][layer] for r in tr_],
+                        label=f"sleep {'on' if sleep else 'off'}, {init}",
+                        ls="-" if sleep else "--",
+                    )
         for layer, ax in enumerate(axes):
             ax.set_title(f"hidden layer {layer + 1}: angle(B, (W_out…W_{layer + 2})ᵀ)")
-            ax.set_xlabel(f"training samples ({longest} epochs, seed {seed0})"); ax.grid(alpha=.3)
-        axes[0].set_ylabel("angle (degrees)"); axes[1].legend(fontsize=8, loc="center right")
-        fig.tight_layout(); fig.savefig(docs / "results_ablation_angle.png", dpi=110); plt.close(fig)
+            ax.set_xlabel(f"training samples ({longest} epochs, seed {seed0})")
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("angle (degrees)")
+        axes[1].legend(fontsize=8, loc="center right")
+        fig.tight_layout()
+        fig.savefig(docs / "results_ablation_angle.png", dpi=110)
+        plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ep = [r for r in ab if r.get("kind") == "epoch"]
         for sleep in (True, False):
             for init in ("mirror", "random"):
-                rs = [r for r in ep if r["sleep"] == sleep and r["init"] == init and r["seed"] == seed0
-                      and r["epochs"] == longest]
+                rs = [
+                    r
+                    for r in ep
+                    if r["sleep"] == sleep and r["init"] == init and r["seed"] == seed0 and r["epochs"] == longest
+                ]
                 if rs:
-                    ax.plot([r["epoch"] for r in rs], [r["eval_acc"] * 100 for r in rs],
-                            label=f"sleep {'on' if sleep else 'off'}, {init}", ls="-" if sleep else "--")
-        ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy %"); ax.set_title("Ablation accuracy (nmnist-1k)")
-        ax.legend(fontsize=8); ax.grid(alpha=.3); fig.tight_layout()
-        fig.savefig(docs / "results_ablation_accuracy.png", dpi=110); plt.close(fig)
+                    ax.plot(
+                        [r["epoch"] for r in rs],
+                        [r["eval_acc"] * 100 for r in rs],
+                        label=f"sleep {'on' if sleep else 'off'}, {init}",
+                        ls="-" if sleep else "--",
+                    )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy %")
+        ax.set_title("Ablation accuracy (nmnist-1k)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(docs / "results_ablation_accuracy.png", dpi=110)
+        plt.close(fig)
 
     st = L("streaming")
     sel = [r for r in st if r.get("kind") == "select"]
@@ -722,8 +924,12 @@ def cmd_report(args) -> int:
     if passes:
         chosen = [r for r in st if r.get("kind") == "selected"][-1]
         print("\n## Streaming (batch 1) vs batch mode, one pass over nmnist-1k Train")
-        print("lr selection on a validation split of train: " + ", ".join(
-            f"lr {r['lr']:g} → {r['val_acc'] * 100:.1f} %" for r in sel if r["sleep_every"] == chosen["sleep_every"]))
+        print(
+            "lr selection on a validation split of train: "
+            + ", ".join(
+                f"lr {r['lr']:g} → {r['val_acc'] * 100:.1f} %" for r in sel if r["sleep_every"] == chosen["sleep_every"]
+            )
+        )
         print()
         print("| mode | batch | lr | sleep | seeds | test acc % after 1 pass | online train acc % | samples/s |")
         print("|---|---|---|---|---|---|---|---|")
@@ -731,9 +937,11 @@ def cmd_report(args) -> int:
             rs = [r for r in passes if r["mode"] == mode]
             if rs:
                 sleep = f"every {rs[0]['sleep_every']} samples" if rs[0]["sleep_every"] else "after every batch"
-                print(f"| {mode} | {rs[0]['batch']} | {rs[0]['lr']:g} | {sleep} | {len(rs)} | "
-                      f"{_ms([r['test_acc'] for r in rs])} | {_ms([r['online_train_acc'] for r in rs])} | "
-                      f"{np.mean([r['samples_per_s'] for r in rs]):.0f} |")
+                print(
+                    f"| {mode} | {rs[0]['batch']} | {rs[0]['lr']:g} | {sleep} | {len(rs)} | "
+                    f"{_ms([r['test_acc'] for r in rs])} | {_ms([r['online_train_acc'] for r in rs])} | "
+                    f"{np.mean([r['samples_per_s'] for r in rs]):.0f} |"
+                )
                 out[f"streaming_{mode}_test_mean"] = float(np.mean([r["test_acc"] for r in rs]))
                 out[f"streaming_{mode}_samples_per_s"] = float(np.mean([r["samples_per_s"] for r in rs]))
         out["streaming_selected_lr"] = float(chosen["lr"])
@@ -744,6 +952,7 @@ def cmd_report(args) -> int:
 
 
 # --- CLI ------------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench.experiments", description=__doc__.splitlines()[0])

@@ -20,6 +20,7 @@ figures are rates. Timings use wall time (perf_counter), best of ``--repeat``.
 column is the process's CPU time over wall time in that timing: below 1 the
 core was shared with other work and the wall-time rates understate the code.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,6 @@ from biograd.learner.reference_numpy import NumpyReferenceLearner  # noqa: E402
 from biograd.pipeline.data import data_root  # noqa: E402
 from biograd.sources.mnist import read_idx  # noqa: E402
 from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
-
 
 _CPU: dict[int, float] = {}
 
@@ -80,7 +80,7 @@ def load_mnist(root: Path, n: int):
 
 def run_dataset(name, cfg, samples, encode, n_events, args, out):
     """Time train/infer of the three implementations on ``samples``; fill ``out`` with figures."""
-    slow = samples[:args.slow_samples]
+    slow = samples[: args.slow_samples]
     cfg = replace(cfg, sleep=False)
     total_events = sum(n_events(s) for s, _ in samples)
     slow_events = sum(n_events(s) for s, _ in slow)
@@ -101,6 +101,7 @@ def run_dataset(name, cfg, samples, encode, n_events, args, out):
             lr = learner(engine)
             for s, y in subset:
                 lr.train_sample(encode(s), y)
+
         return _best(go, args.repeat)
 
     def time_infer(engine, subset):
@@ -116,6 +117,7 @@ def run_dataset(name, cfg, samples, encode, n_events, args, out):
             ref = numpy_ref()
             for s, y in subset:
                 ref.train_sample(encode(s).to_dense(), y)
+
         return _best(go, 1)
 
     def time_numpy_infer(subset):
@@ -149,21 +151,27 @@ def run_dataset(name, cfg, samples, encode, n_events, args, out):
     out[f"{name}_sleep_ms"] = sleep_s * 1e3
     out[f"{name}_mean_events_per_sample"] = total_events / len(samples)
 
-    print(f"\n{name}: {'-'.join(map(str, cfg.layer_sizes))}, T={cfg.timesteps}, "
-          f"{total_events / len(samples):.0f} events/sample, dtype {cfg.dtype}")
-    print(f"  {'phase':6s} {'engine':8s} {'samples':>7s} {'samples/s':>10s} {'events/s':>12s} "
-          f"{'event engine is':>16s} {'cpu/wall':>9s}")
+    print(
+        f"\n{name}: {'-'.join(map(str, cfg.layer_sizes))}, T={cfg.timesteps}, "
+        f"{total_events / len(samples):.0f} events/sample, dtype {cfg.dtype}"
+    )
+    print(
+        f"  {'phase':6s} {'engine':8s} {'samples':>7s} {'samples/s':>10s} {'events/s':>12s} "
+        f"{'event engine is':>16s} {'cpu/wall':>9s}"
+    )
     for phase, engine, n, sps, eps, busy in rows:
         ratio = out[f"{name}_{phase}_event_samples_per_s"] / sps
         print(f"  {phase:6s} {engine:8s} {n:7d} {sps:10.1f} {eps:12.3e} {ratio:15.1f}x {busy:9.2f}")
-    print(f"  infer  synapse  (same inference kernel as the event engine: traces are training-only)")
-    print(f"  sleep  {sleep_s * 1e3:.1f} ms per call (M_s={cfg.sleep_noise_samples}, T_s={cfg.sleep_steps}); "
-          f"{sleep_s / cfg.batch_size * 1e3:.2f} ms per sample at one sleep per batch of {cfg.batch_size}")
+    print("  infer  synapse  (same inference kernel as the event engine: traces are training-only)")
+    print(
+        f"  sleep  {sleep_s * 1e3:.1f} ms per call (M_s={cfg.sleep_noise_samples}, T_s={cfg.sleep_steps}); "
+        f"{sleep_s / cfg.batch_size * 1e3:.2f} ms per sample at one sleep per batch of {cfg.batch_size}"
+    )
 
 
 def profile_event_engine(name, cfg, samples, encode, out):
     """Per-phase CPU time (process_time: robust to a shared core) of the event engine, µs per sample."""
-    lr = BioGradLearner(replace(cfg, sleep=False, batch_size=10 ** 9))
+    lr = BioGradLearner(replace(cfg, sleep=False, batch_size=10**9))
     rasters = [(encode(s), y) for s, y in samples]
     n = len(samples)
     phases = {}
@@ -176,13 +184,21 @@ def profile_event_engine(name, cfg, samples, encode, out):
         inputs = []
         for (ptr, idx), _ in checked:
             lr._forward(ptr, idx)
-            inputs.append((ptr, idx) if layer == 0 else
-                          (lr._out_ptr[layer - 1].copy(), lr._out_idx[layer - 1].copy()))
+            inputs.append((ptr, idx) if layer == 0 else (lr._out_ptr[layer - 1].copy(), lr._out_idx[layer - 1].copy()))
         lam, th, _, _ = lr._params[layer]
         c0 = time.process_time()
         for ptr, idx in inputs:
-            kernels.layer_forward(ptr, idx, lr._wt[layer], lr.biases[layer], lam, th, lr._v_rec[layer],
-                                  lr._out_ptr[layer], lr._out_idx[layer])
+            kernels.layer_forward(
+                ptr,
+                idx,
+                lr._wt[layer],
+                lr.biases[layer],
+                lam,
+                th,
+                lr._v_rec[layer],
+                lr._out_ptr[layer],
+                lr._out_idx[layer],
+            )
         return time.process_time() - c0
 
     for l in range(cfg.n_layers):
@@ -192,24 +208,46 @@ def profile_event_engine(name, cfg, samples, encode, out):
     recs = []
     for (ptr, idx), y in checked:
         lr._forward(ptr, idx)
-        recs.append((ptr, idx, y, [v.copy() for v in lr._v_rec], [p.copy() for p in lr._out_ptr],
-                     [i.copy() for i in lr._out_idx]))
+        recs.append(
+            (
+                ptr,
+                idx,
+                y,
+                [v.copy() for v in lr._v_rec],
+                [p.copy() for p in lr._out_ptr],
+                [i.copy() for i in lr._out_idx],
+            )
+        )
     c0 = time.process_time()
     all_deltas = []
-    for ptr, idx, y, _, out_ptr, out_idx in recs:
-        counts, d_out, _ = kernels.error_phase(out_ptr[-1], out_idx[-1], cfg.layer_sizes[-1],
-                                               cfg.error_start, y)
+    for _ptr, _idx, y, _, out_ptr, out_idx in recs:
+        counts, d_out, _ = kernels.error_phase(out_ptr[-1], out_idx[-1], cfg.layer_sizes[-1], cfg.error_start, y)
         all_deltas.append(lr._deltas(d_out))
     t_err = time.process_time() - c0
     t_bwd = [0.0] * cfg.n_layers
     for l in range(cfg.n_layers):
         lam, th, win, amp = lr._params[l]
         c0 = time.process_time()
-        for (ptr, idx, y, v_rec, out_ptr, out_idx), deltas in zip(recs, all_deltas):
+        for (ptr, idx, _y, v_rec, out_ptr, out_idx), deltas in zip(recs, all_deltas):
             in_ptr, in_idx = (ptr, idx) if l == 0 else (out_ptr[l - 1], out_idx[l - 1])
             lr._n_rows[l] = kernels.layer_backward_event(
-                v_rec[l], in_ptr, in_idx, deltas[l], lam, th, win, amp, lr._h[l], lr._gwt[l], lr._gb[l],
-                lr._touched[l], lr._rows[l], lr._n_rows[l], lr._col_ptr[l], lr._col_t[l])
+                v_rec[l],
+                in_ptr,
+                in_idx,
+                deltas[l],
+                lam,
+                th,
+                win,
+                amp,
+                lr._h[l],
+                lr._gwt[l],
+                lr._gb[l],
+                lr._touched[l],
+                lr._rows[l],
+                lr._n_rows[l],
+                lr._col_ptr[l],
+                lr._col_t[l],
+            )
         t_bwd[l] = time.process_time() - c0
     phases["error phase + deltas"] = t_err
     for l in range(cfg.n_layers):
@@ -229,8 +267,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="data root (default: $BIOGRAD_DATA)")
     ap.add_argument("--samples", type=int, default=300, help="samples for the event engine (default 300)")
-    ap.add_argument("--slow-samples", type=int, default=6,
-                    help="first N of the same samples for the synapse and NumPy engines (default 6)")
+    ap.add_argument(
+        "--slow-samples",
+        type=int,
+        default=6,
+        help="first N of the same samples for the synapse and NumPy engines (default 6)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="best of N timings of the fast engines")
     ap.add_argument("--dataset", choices=["nmnist", "mnist", "both"], default="both")
     ap.add_argument("--profile", action="store_true", help="per-phase breakdown of the event engine")
@@ -264,11 +306,15 @@ def main(argv=None):
     if "nmnist_infer_events_per_s" in out:
         busy = out["nmnist_infer_event_cpu_busy_fraction"]
         out["nmnist_infer_events_per_cpu_s"] = out["nmnist_infer_events_per_s"] / busy
-        print(f"N-MNIST inference, event engine (binning included, one core): "
-              f"{out['nmnist_infer_events_per_s'] / 1e6:.2f} M raw events/s of wall time (target >= 12 M); "
-              f"{out['nmnist_infer_events_per_cpu_s'] / 1e6:.2f} M per CPU second (cpu/wall {busy:.2f})")
-        print(f"N-MNIST training speed-up, event engine vs NumPy per-synapse baseline: "
-              f"{out['nmnist_train_speedup_event_vs_numpy']:.0f}x (target >= 30x)")
+        print(
+            f"N-MNIST inference, event engine (binning included, one core): "
+            f"{out['nmnist_infer_events_per_s'] / 1e6:.2f} M raw events/s of wall time (target >= 12 M); "
+            f"{out['nmnist_infer_events_per_cpu_s'] / 1e6:.2f} M per CPU second (cpu/wall {busy:.2f})"
+        )
+        print(
+            f"N-MNIST training speed-up, event engine vs NumPy per-synapse baseline: "
+            f"{out['nmnist_train_speedup_event_vs_numpy']:.0f}x (target >= 30x)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True))
         print(f"wrote {args.json}")

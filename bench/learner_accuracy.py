@@ -5,6 +5,7 @@
 Prints one line per epoch and, with --json PATH, writes a flat JSON of the figures.
 Hyper-parameters are for a quick demonstration on 1 000 samples, not the paper's settings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,13 @@ def main(argv=None):
     ap.add_argument("--hidden", default="500,100", help="hidden layer sizes")
     ap.add_argument("--engine", default="event", choices=["event", "synapse"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--val", type=int, default=0,
-                    help="hold out N random Train samples and report accuracy on them instead of Test "
-                         "(for choosing hyper-parameters; never tune on Test)")
+    ap.add_argument(
+        "--val",
+        type=int,
+        default=0,
+        help="hold out N random Train samples and report accuracy on them instead of Test "
+        "(for choosing hyper-parameters; never tune on Test)",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -61,16 +66,24 @@ def main(argv=None):
     train = load_split(root, "train")
     if args.val:
         perm = np.random.default_rng(12345).permutation(len(train))
-        test = [train[i] for i in perm[:args.val]]
-        train = [train[i] for i in perm[args.val:]]
+        test = [train[i] for i in perm[: args.val]]
+        train = [train[i] for i in perm[args.val :]]
         split_name = "val"
     else:
         test = load_split(root, "test")
         split_name = "test"
     hidden = tuple(int(h) for h in args.hidden.split(","))
-    cfg = replace(NMNIST_LEARNER, layer_sizes=(2312, *hidden, 10), batch_size=args.batch_size, lr=args.lr,
-                  sleep_every=args.sleep_every, engine=args.engine, seed=args.seed,
-                  sleep=not args.no_sleep, feedback_init=args.feedback_init)
+    cfg = replace(
+        NMNIST_LEARNER,
+        layer_sizes=(2312, *hidden, 10),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        sleep_every=args.sleep_every,
+        engine=args.engine,
+        seed=args.seed,
+        sleep=not args.no_sleep,
+        feedback_init=args.feedback_init,
+    )
     learner = BioGradLearner(cfg)
     rng = np.random.default_rng(args.seed)
     out = {"train_samples": len(train), f"{split_name}_samples": len(test)}
@@ -84,9 +97,12 @@ def main(argv=None):
         elapsed = time.perf_counter() - t0
         acc = evaluate(learner, test)
         angles = [round(a, 1) for a, _ in learner.feedback_alignment()]
-        print(f"epoch {epoch + 1}: train running acc {hits / len(train):.3f}  {split_name} acc {acc:.3f}  "
-              f"({elapsed:.1f} s, {len(train) / elapsed:.0f} samples/s, {learner.sleeps} sleeps, "
-              f"feedback angles {angles} deg)", flush=True)
+        print(
+            f"epoch {epoch + 1}: train running acc {hits / len(train):.3f}  {split_name} acc {acc:.3f}  "
+            f"({elapsed:.1f} s, {len(train) / elapsed:.0f} samples/s, {learner.sleeps} sleeps, "
+            f"feedback angles {angles} deg)",
+            flush=True,
+        )
         out[f"epoch{epoch + 1}_{split_name}_accuracy"] = acc
         out[f"epoch{epoch + 1}_train_running_accuracy"] = hits / len(train)
     if args.json:

@@ -7,6 +7,7 @@ checkpoint save and one ``biograd report``.
 
     BIOGRAD_DATA=../shared/data .venv/bin/python bench/sinks.py [--samples 200] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,36 @@ def main() -> int:
     t0 = time.perf_counter()
     for i, (raster, (events, label)) in enumerate(zip(rasters, samples)):
         r = learner.train_sample(raster, label)
-        records.append((
-            {"type": "prediction", "sample_id": f"train/{i}", "index": i, "phase": "train",
-             "predicted": r.prediction, "label": label, "correct": r.prediction == label,
-             "counts": r.counts.tolist(), "events": int(events.shape[0]), "time": time.time()},
-            {"type": "metrics", "samples": learner.samples_seen, "phase": "train", "accuracy_running": 0.5,
-             "loss": r.loss, "events_per_s": 1e5, "samples_per_s": 30.0, "dropped": 0, "invalid": 0,
-             "gaps": 0, "sleeps": learner.sleeps, "time": time.time()}))
+        records.append(
+            (
+                {
+                    "type": "prediction",
+                    "sample_id": f"train/{i}",
+                    "index": i,
+                    "phase": "train",
+                    "predicted": r.prediction,
+                    "label": label,
+                    "correct": r.prediction == label,
+                    "counts": r.counts.tolist(),
+                    "events": int(events.shape[0]),
+                    "time": time.time(),
+                },
+                {
+                    "type": "metrics",
+                    "samples": learner.samples_seen,
+                    "phase": "train",
+                    "accuracy_running": 0.5,
+                    "loss": r.loss,
+                    "events_per_s": 1e5,
+                    "samples_per_s": 30.0,
+                    "dropped": 0,
+                    "invalid": 0,
+                    "gaps": 0,
+                    "sleeps": learner.sleeps,
+                    "time": time.time(),
+                },
+            )
+        )
     learner_us = (time.perf_counter() - t0) / len(rasters) * 1e6
     frames = [event_frame(ev, 34, 34) for ev, _ in samples]
 
@@ -104,9 +128,11 @@ def main() -> int:
     print(f"{'sink (prediction + metrics per sample)':40s} {'µs/sample':>10s} {'/ learner':>10s}")
     for name, us, ratio in rows:
         print(f"{name:40s} {us:10.1f} {ratio:10.4f}")
-    print(f"\ncheckpoint save {figures['checkpoint_save_ms']:.1f} ms = "
-          f"{figures['checkpoint_save_ms'] * 1e3 / learner_us:.1f} learner samples; "
-          f"report ({len(made)} PNGs) {figures['report_s']:.2f} s; frame JSON {frame_bytes:.0f} B")
+    print(
+        f"\ncheckpoint save {figures['checkpoint_save_ms']:.1f} ms = "
+        f"{figures['checkpoint_save_ms'] * 1e3 / learner_us:.1f} learner samples; "
+        f"report ({len(made)} PNGs) {figures['report_s']:.2f} s; frame JSON {frame_bytes:.0f} B"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return 0

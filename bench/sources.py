@@ -13,6 +13,7 @@ the same real data in one run (files already in the OS cache):
 * ``aedat_source`` / ``dv_source``: :class:`sources.aedat4.AedatRecording` (container
   scan, conversion to EVENT_DTYPE, per-packet validation) with each backend.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,6 +67,7 @@ def main(argv=None) -> int:
 
     def aedat_raw():
         import aedat
+
         n = 0
         for _ in range(args.aedat_passes):
             for packet in aedat.Decoder(str(davis)):
@@ -75,6 +77,7 @@ def main(argv=None) -> int:
 
     def dv_raw():
         import dv_processing as dv
+
         n = 0
         for _ in range(args.aedat_passes):
             reader = dv.io.MonoCameraRecording(str(davis))
@@ -84,12 +87,20 @@ def main(argv=None) -> int:
 
     def source(backend):
         def run():
-            return sum(p.size for _ in range(args.aedat_passes)
-                       for p in AedatRecording(davis, backend=backend).packets())
+            return sum(
+                p.size for _ in range(args.aedat_passes) for p in AedatRecording(davis, backend=backend).packets()
+            )
+
         return run
 
-    cases = {"nmnist_decode": nmnist_decode, "nmnist_read": nmnist_read, "aedat_raw": aedat_raw,
-             "dv_raw": dv_raw, "aedat_source": source("aedat"), "dv_source": source("dv")}
+    cases = {
+        "nmnist_decode": nmnist_decode,
+        "nmnist_read": nmnist_read,
+        "aedat_raw": aedat_raw,
+        "dv_raw": dv_raw,
+        "aedat_source": source("aedat"),
+        "dv_source": source("dv"),
+    }
     results = {}
     for name, fn in cases.items():
         seconds, n = timed(fn, args.repeat)
@@ -99,8 +110,10 @@ def main(argv=None) -> int:
     print(f"{'reader':<15}{'events/s':>14}{'events':>12}{'seconds':>10}{'vs aedat_source':>17}")
     for name, (rate, n, seconds) in results.items():
         print(f"{name:<15}{rate:>14,.0f}{n:>12,}{seconds:>10.4f}{rate / base:>16.2f}x")
-    print(f"(median of {args.repeat}; N-MNIST = {len(files)} files of nmnist-1k; AEDAT4 = "
-          f"{args.aedat_passes} passes over {davis.name}; cpus={os.cpu_count()})")
+    print(
+        f"(median of {args.repeat}; N-MNIST = {len(files)} files of nmnist-1k; AEDAT4 = "
+        f"{args.aedat_passes} passes over {davis.name}; cpus={os.cpu_count()})"
+    )
     flat = {f"{name}_events_per_s": round(rate) for name, (rate, _, _) in results.items()}
     flat["dv_over_aedat_source"] = round(results["dv_source"][0] / base, 4)
     flat["nmnist_decode_over_aedat_source"] = round(results["nmnist_decode"][0] / base, 4)

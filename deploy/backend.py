@@ -1,4 +1,5 @@
 """Choosing where a Lava network runs: CPU simulation (floating / fixed point) or a Loihi 2 chip."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,14 +11,15 @@ BACKENDS = ("floating_pt", "fixed_pt", "loihi2-hw")
 # lava-nc alone ships run_configs.Loihi2HwCfg, but its hardware ProcessModel classes
 # (CLoihiProcessModel, NcProcessModel) and lava.utils.loihi2_profiler come only with
 # Intel's lava-loihi extension; without them Loihi2HwCfg dies with a NameError.
-_HW_MODULES = ("lava.magma.core.model.nc.model", "lava.magma.core.model.c.model",
-               "lava.utils.loihi2_profiler")
+_HW_MODULES = ("lava.magma.core.model.nc.model", "lava.magma.core.model.c.model", "lava.utils.loihi2_profiler")
 
-HW_HELP = ("Loihi 2 hardware needs Intel's lava-loihi extension (not on PyPI): join the Intel "
-           "Neuromorphic Research Community (INRC, intel.com/neuromorphic), install lava-loihi "
-           "matching lava-nc 0.10.0 into this environment, and run on a host with a Loihi 2 "
-           "system (Kapoho Point / Oheo Gulch, or the INRC cloud via SLURM). Use --backend "
-           "fixed_pt to simulate the same integer network on this CPU.")
+HW_HELP = (
+    "Loihi 2 hardware needs Intel's lava-loihi extension (not on PyPI): join the Intel "
+    "Neuromorphic Research Community (INRC, intel.com/neuromorphic), install lava-loihi "
+    "matching lava-nc 0.10.0 into this environment, and run on a host with a Loihi 2 "
+    "system (Kapoho Point / Oheo Gulch, or the INRC cloud via SLURM). Use --backend "
+    "fixed_pt to simulate the same integer network on this CPU."
+)
 
 
 def missing_hw_modules() -> list[str]:
@@ -38,8 +40,8 @@ def require_hardware() -> None:
     missing = missing_hw_modules()
     if missing:
         raise HardwareUnavailableError(
-            f"backend loihi2-hw: lava-loihi is not installed (cannot import {', '.join(missing)}). "
-            + HW_HELP)
+            f"backend loihi2-hw: lava-loihi is not installed (cannot import {', '.join(missing)}). " + HW_HELP
+        )
 
 
 def run_config(backend: str, exception_proc_model_map: dict | None = None):
@@ -49,6 +51,8 @@ def run_config(backend: str, exception_proc_model_map: dict | None = None):
     if backend == "loihi2-hw":
         require_hardware()
         from lava.magma.core.run_configs import Loihi2HwCfg
+
         return Loihi2HwCfg(exception_proc_model_map=exception_proc_model_map or {})
     from lava.magma.core.run_configs import Loihi2SimCfg
+
     return Loihi2SimCfg(select_tag=backend, exception_proc_model_map=exception_proc_model_map or {})

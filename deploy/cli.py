@@ -1,4 +1,5 @@
 """``biograd deploy export|run|learn``: the network on Loihi through Lava."""
+
 from __future__ import annotations
 
 import json
@@ -16,16 +17,23 @@ LAVA_LEARN_MAX = 2000
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("deploy", help="Lava / Loihi 2: fixed-point export, on-chip inference and learning",
-                              description="Put a learner checkpoint on Loihi 2 through Lava: CPU simulation "
-                                          "(floating_pt, fixed_pt) here, a chip with lava-loihi (loihi2-hw).")
+    p = subparsers.add_parser(
+        "deploy",
+        help="Lava / Loihi 2: fixed-point export, on-chip inference and learning",
+        description="Put a learner checkpoint on Loihi 2 through Lava: CPU simulation "
+        "(floating_pt, fixed_pt) here, a chip with lava-loihi (loihi2-hw).",
+    )
     sub = p.add_subparsers(dest="deploy_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     e = sub.add_parser("export", help="quantise a checkpoint to Loihi integers and report the error per layer")
     e.add_argument("checkpoint", help="learner checkpoint (.npz)")
-    e.add_argument("--out", metavar="FILE", help="write the integer network (.npz: W{l}, weight_exp{l}, "
-                                                  "bias_mant{l}, bias_exp{l}, vth{l}, du{l}, dv{l}, w_lsb{l})")
+    e.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the integer network (.npz: W{l}, weight_exp{l}, "
+        "bias_mant{l}, bias_exp{l}, vth{l}, du{l}, dv{l}, w_lsb{l})",
+    )
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     add_config_options(e)
     e.set_defaults(func=cmd_export)
@@ -46,8 +54,12 @@ def register(subparsers) -> None:
     lr.add_argument("--hidden", type=int, default=200, help="hidden size of a fresh network")
     lr.add_argument("--train", type=int, default=1000, help="training samples (one pass)")
     lr.add_argument("--test", type=int, default=1000, help="test samples evaluated after learning")
-    lr.add_argument("--engine", choices=("emulate", "lava"), default="emulate",
-                    help="emulate: Numba, integer-identical to Lava fixed_pt; lava: the Lava process graph")
+    lr.add_argument(
+        "--engine",
+        choices=("emulate", "lava"),
+        default="emulate",
+        help="emulate: Numba, integer-identical to Lava fixed_pt; lava: the Lava process graph",
+    )
     lr.add_argument("--backend", choices=BACKEND_CHOICES, help="for --engine lava (overrides deploy.backend)")
     lr.add_argument("--out", metavar="FILE", help="save the learned network as a learner checkpoint (.npz)")
     lr.add_argument("--seed", type=int, default=0)
@@ -64,6 +76,7 @@ def _config(args):
 
 def _data_root(args):
     from biograd.pipeline.data import data_root
+
     return data_root(args.data)
 
 
@@ -79,10 +92,18 @@ def cmd_export(args) -> int:
     if args.out:
         arrays = {}
         for l, q in enumerate(layers):
-            arrays.update({f"W{l}": q.weights, f"weight_exp{l}": np.array(q.weight_exp),
-                           f"bias_mant{l}": q.bias_mant, f"bias_exp{l}": np.array(q.bias_exp),
-                           f"vth{l}": np.array(q.vth), f"du{l}": np.array(q.du), f"dv{l}": np.array(q.dv),
-                           f"w_lsb{l}": np.array(q.w_lsb)})
+            arrays.update(
+                {
+                    f"W{l}": q.weights,
+                    f"weight_exp{l}": np.array(q.weight_exp),
+                    f"bias_mant{l}": q.bias_mant,
+                    f"bias_exp{l}": np.array(q.bias_exp),
+                    f"vth{l}": np.array(q.vth),
+                    f"du{l}": np.array(q.du),
+                    f"dv{l}": np.array(q.dv),
+                    f"w_lsb{l}": np.array(q.w_lsb),
+                }
+            )
         arrays["timesteps"] = np.array(params.timesteps)
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,22 +120,28 @@ def cmd_run(args) -> int:
     from biograd.deploy.quantize import quantize_network
 
     cfg = _config(args)
-    run_config(cfg.backend)      # a missing chip is reported before any data is read
+    run_config(cfg.backend)  # a missing chip is reported before any data is read
     params = NetworkParams.from_checkpoint(args.checkpoint)
     _check_dataset(params, args.dataset, args.checkpoint)
-    rasters, labels = load_rasters(args.dataset, args.split, _data_root(args), limit=args.limit,
-                                   timesteps=params.timesteps)
+    rasters, labels = load_rasters(
+        args.dataset, args.split, _data_root(args), limit=args.limit, timesteps=params.timesteps
+    )
     fixed = quantize_network(params, None if cfg.weight_exp < 0 else cfg.weight_exp)
     res = run_inference(params, rasters, cfg.backend, fixed=fixed)
     acc = float(np.mean(res.predictions == labels))
-    print(f"{args.dataset} {args.split}: {len(labels)} samples, Lava {cfg.backend} accuracy {acc:.4f} "
-          f"({res.steps} steps in {res.seconds:.1f} s, {res.steps / res.seconds:.0f} steps/s)")
+    print(
+        f"{args.dataset} {args.split}: {len(labels)} samples, Lava {cfg.backend} accuracy {acc:.4f} "
+        f"({res.steps} steps in {res.seconds:.1f} s, {res.steps / res.seconds:.0f} steps/s)"
+    )
     if args.compare:
         from biograd.learner.network import BioGradLearner
+
         learner = BioGradLearner.load(args.checkpoint)
         pred = np.array([learner.predict(r)[0] for r in rasters])
-        print(f"Numba learner accuracy {np.mean(pred == labels):.4f}; same prediction as Lava on "
-              f"{np.mean(pred == res.predictions):.4f} of the samples")
+        print(
+            f"Numba learner accuracy {np.mean(pred == labels):.4f}; same prediction as Lava on "
+            f"{np.mean(pred == res.predictions):.4f} of the samples"
+        )
     return 0
 
 
@@ -134,9 +161,12 @@ def cmd_learn(args) -> int:
     cfg = _config(args)
     if args.engine == "lava":
         from biograd.deploy.backend import run_config
+
         if args.train > LAVA_LEARN_MAX:
-            raise BioGradError(f"--engine lava holds every training sample in one input buffer: use at most "
-                               f"{LAVA_LEARN_MAX} samples, or --engine emulate (the same integers, ~100x faster)")
+            raise BioGradError(
+                f"--engine lava holds every training sample in one input buffer: use at most "
+                f"{LAVA_LEARN_MAX} samples, or --engine emulate (the same integers, ~100x faster)"
+            )
         if cfg.backend == "floating_pt":
             raise BioGradError("on-chip learning runs in integers: use --backend fixed_pt or loihi2-hw")
         run_config(cfg.backend)
@@ -144,29 +174,47 @@ def cmd_learn(args) -> int:
         learner = BioGradLearner.load(args.checkpoint)
     else:
         n_in, T, te = (784, 20, 5) if args.dataset == "mnist" else (2312, 60, 19)
-        learner = BioGradLearner(LearnerConfig(layer_sizes=(n_in, args.hidden, 10), timesteps=T, error_start=te,
-                                               dtype="float64", sleep=False, batch_size=1, seed=args.seed))
+        learner = BioGradLearner(
+            LearnerConfig(
+                layer_sizes=(n_in, args.hidden, 10),
+                timesteps=T,
+                error_start=te,
+                dtype="float64",
+                sleep=False,
+                batch_size=1,
+                seed=args.seed,
+            )
+        )
     params = NetworkParams.from_learner(learner)
     _check_dataset(params, args.dataset, args.checkpoint or "fresh network")
     root = _data_root(args)
-    train, train_lab = load_rasters(args.dataset, "train", root, limit=args.train, seed=args.seed,
-                                    timesteps=params.timesteps)
-    test, test_lab = load_rasters(args.dataset, "test", root, limit=args.test, seed=args.seed,
-                                  timesteps=params.timesteps)
+    train, train_lab = load_rasters(
+        args.dataset, "train", root, limit=args.train, seed=args.seed, timesteps=params.timesteps
+    )
+    test, test_lab = load_rasters(
+        args.dataset, "test", root, limit=args.test, seed=args.seed, timesteps=params.timesteps
+    )
     order = np.random.default_rng(args.seed).permutation(len(train))
     train = [train[k] for k in order]
     train_lab = np.asarray(train_lab)[order]
-    plan = plan_onchip(params, lr=cfg.onchip_lr, weight_frac_bits=cfg.weight_frac_bits,
-                       impulse=cfg.trace_impulse, tau=cfg.trace_tau, delta_scale=cfg.delta_scale,
-                       rng_seed=cfg.rng_seed)
+    plan = plan_onchip(
+        params,
+        lr=cfg.onchip_lr,
+        weight_frac_bits=cfg.weight_frac_bits,
+        impulse=cfg.trace_impulse,
+        tau=cfg.trace_tau,
+        delta_scale=cfg.delta_scale,
+        rng_seed=cfg.rng_seed,
+    )
     for l, lay in enumerate(plan.layers):
         print(f"layer {l}: dw = {lay.dw}  (learning rate {lay.lr:.3g}), dt = {plan.dt}")
     start = time.perf_counter()
     if args.engine == "lava":
         state, counts = LavaOnChip(plan, train, train_lab, backend=cfg.backend).run_all()
         weights = state["weights"]
-        learned = replace(plan, layers=tuple(replace(lay, weights=w.astype(np.int32))
-                                             for lay, w in zip(plan.layers, weights)))
+        learned = replace(
+            plan, layers=tuple(replace(lay, weights=w.astype(np.int32)) for lay, w in zip(plan.layers, weights))
+        )
         emu = OnChipEmulator(learned, 1)
     else:
         emu = OnChipEmulator(plan, len(train) * plan.period + 1)
@@ -174,8 +222,10 @@ def cmd_learn(args) -> int:
     secs = time.perf_counter() - start
     train_acc = float(np.mean(np.argmax(counts, axis=1) == train_lab))
     test_acc = float(np.mean([np.argmax(emu.infer_sample(r.to_dense())) == l for r, l in zip(test, test_lab)]))
-    print(f"on-chip learning ({args.engine}): {len(train)} samples in {secs:.1f} s, running train accuracy "
-          f"{train_acc:.4f}; test accuracy {test_acc:.4f} on {len(test)} samples")
+    print(
+        f"on-chip learning ({args.engine}): {len(train)} samples in {secs:.1f} s, running train accuracy "
+        f"{train_acc:.4f}; test accuracy {test_acc:.4f} on {len(test)} samples"
+    )
     if args.out:
         for l in range(params.n_layers):
             learner.weights[l][...] = emu.w[l] * plan.w_lsb

@@ -1,4 +1,5 @@
 """Samples for deployment runs, through the project's event sources and the learner's encoders."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,9 @@ import numpy as np
 from biograd.pipeline.errors import ConfigError
 
 
-def load_rasters(dataset: str, split: str, root: str | Path, limit: int = 0, seed: int = 0,
-                 timesteps: int | None = None):
+def load_rasters(
+    dataset: str, split: str, root: str | Path, limit: int = 0, seed: int = 0, timesteps: int | None = None
+):
     """(rasters, labels) of ``dataset`` (``nmnist`` | ``mnist``) ``split`` under data root ``root``.
 
     N-MNIST: ``sources.nmnist.NMNISTDataset`` events → ``encode_nmnist`` (60 × 5 ms, 2312 inputs).
@@ -25,8 +27,7 @@ def load_rasters(dataset: str, split: str, root: str | Path, limit: int = 0, see
         encode = lambda s: encode_nmnist(s.events, s.sample_id)  # noqa: E731
     elif dataset == "mnist":
         steps = timesteps or 20
-        ds = MNISTDataset(locate_mnist(None, root), split, seed=seed, shuffle=False, limit=limit,
-                          timesteps=steps)
+        ds = MNISTDataset(locate_mnist(None, root), split, seed=seed, shuffle=False, limit=limit, timesteps=steps)
         encode = lambda s: encode_events(s.events, s.geometry, steps, 1000, polarity_channels=1)  # noqa: E731
     else:
         raise ConfigError(f"dataset = {dataset!r}: must be nmnist or mnist")

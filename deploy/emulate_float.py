@@ -15,6 +15,7 @@ with μ = λ and κ = 1 - s - v ψ for the exact rule. Switches:
   -63..63 (an approximation of the integer engine; the integer-exact one is OnChipEmulator);
 * ``learn_bias=False`` — biases frozen (Loihi biases are neuron parameters).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from biograd.deploy.params import NetworkParams
 @dataclass(frozen=True)
 class Departures:
     kappa: bool = True
-    decay: float | None = None       # None: λ
+    decay: float | None = None  # None: λ
     quantize: bool = False
     learn_bias: bool = True
 
@@ -135,24 +136,32 @@ def _seed(seed):
 class FloatEmulator:
     """Batch-1 BioGrad with departure switches; see the module docstring."""
 
-    def __init__(self, params: NetworkParams, lr: float | tuple[float, ...], departures: Departures = Departures(),
-                 w_lsb: float = 2.0 ** -11, impulse: int = 16, tau: int = 1,
-                 delta_scale: tuple[float, ...] = (640.0, 64.0),
-                 seed: int = 0):
+    def __init__(
+        self,
+        params: NetworkParams,
+        lr: float | tuple[float, ...],
+        departures: Departures = Departures(),
+        w_lsb: float = 2.0**-11,
+        impulse: int = 16,
+        tau: int = 1,
+        delta_scale: tuple[float, ...] = (640.0, 64.0),
+        seed: int = 0,
+    ):
         self.p = params
         lrs = tuple(lr) if isinstance(lr, (tuple, list)) else (lr,) * params.n_layers
         self.lr, self.dep = lrs, departures
         self.w_lsb, self.delta_scale = w_lsb, delta_scale
         self.tag_scale = float(np.exp(-1.0 / tau)) * impulse
-        self.mu = [departures.decay if departures.decay is not None else params.vdecay[l]
-                   for l in range(params.n_layers)]
+        self.mu = [
+            departures.decay if departures.decay is not None else params.vdecay[l] for l in range(params.n_layers)
+        ]
         self.wt = [np.ascontiguousarray(w.T.copy()) for w in params.weights]
         if departures.quantize:
             for wt in self.wt:
                 wt[...] = np.clip(2 * np.round(wt / (2 * w_lsb)), -256, 254) * w_lsb
         self.b = [b.copy() for b in params.biases]
         self.B = [b.copy() for b in params.feedback]
-        _seed(seed)   # Numba's own generator draws the stochastic-rounding numbers
+        _seed(seed)  # Numba's own generator draws the stochastic-rounding numbers
 
     def _forward(self, x):
         p, T = self.p, self.p.timesteps
@@ -184,6 +193,16 @@ class FloatEmulator:
             xin, v, s, psi = rec[l]
             g = np.zeros_like(v)
             _eligibility_rows(v, s.astype(np.float64), psi, self.mu[l], self.dep.kappa, g)
-            _update(self.wt[l], self.b[l], g, xin, delta, self.lr[l], self.dep.learn_bias, self.dep.quantize,
-                    self.tag_scale, self.w_lsb)
+            _update(
+                self.wt[l],
+                self.b[l],
+                g,
+                xin,
+                delta,
+                self.lr[l],
+                self.dep.learn_bias,
+                self.dep.quantize,
+                self.tag_scale,
+                self.w_lsb,
+            )
         return pred

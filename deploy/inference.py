@@ -17,6 +17,7 @@ model sums the synaptic input in another order (``weights[:, s].sum``) and in fl
 voltage within ~1e-15 of θ can fall on the other side; ``1 - (1 - λ)`` differs from λ by one
 ulp. ``fixed_pt`` adds the roundings of :mod:`deploy.quantize`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,10 +32,10 @@ from biograd.pipeline.errors import BioGradError
 
 @dataclass(frozen=True)
 class InferenceResult:
-    counts: np.ndarray        # (n_samples, n_out) int64 output spike counts
-    predictions: np.ndarray   # (n_samples,) argmax, first index on ties
-    steps: int                # Lava time steps run
-    seconds: float            # wall time of the Lava run (build + run + read-back)
+    counts: np.ndarray  # (n_samples, n_out) int64 output spike counts
+    predictions: np.ndarray  # (n_samples,) argmax, first index on ties
+    steps: int  # Lava time steps run
+    seconds: float  # wall time of the Lava run (build + run + read-back)
 
 
 def dense_input(rasters, n_inputs: int, timesteps: int, period: int | None = None) -> np.ndarray:
@@ -47,12 +48,13 @@ def dense_input(rasters, n_inputs: int, timesteps: int, period: int | None = Non
         if r.timesteps != timesteps:
             raise BioGradError(f"sample {k}: raster has {r.timesteps} steps, the network runs {timesteps}")
         for t in range(timesteps):
-            data[r.indices[r.indptr[t]:r.indptr[t + 1]], k * period + t] = 1
+            data[r.indices[r.indptr[t] : r.indptr[t + 1]], k * period + t] = 1
     return data
 
 
-def run_inference(params: NetworkParams, rasters, backend: str = "fixed_pt",
-                  fixed: list[FixedLayer] | None = None, chunk: int = 500) -> InferenceResult:
+def run_inference(
+    params: NetworkParams, rasters, backend: str = "fixed_pt", fixed: list[FixedLayer] | None = None, chunk: int = 500
+) -> InferenceResult:
     """Run ``rasters`` (list of SpikeRaster) through the Lava graph of ``params``.
 
     Samples go through in runs of ``chunk`` (a fresh graph each: every sample starts from a
@@ -60,7 +62,7 @@ def run_inference(params: NetworkParams, rasters, backend: str = "fixed_pt",
     """
     import time
 
-    cfg = run_config(backend)   # raises HardwareUnavailableError before anything is built
+    cfg = run_config(backend)  # raises HardwareUnavailableError before anything is built
     if len(rasters) == 0:
         raise BioGradError("no samples to run")
     if fixed is None and backend != "floating_pt":
@@ -68,7 +70,7 @@ def run_inference(params: NetworkParams, rasters, backend: str = "fixed_pt",
     start = time.perf_counter()
     counts, steps = [], 0
     for lo in range(0, len(rasters), chunk):
-        c, n_steps = _run_chunk(params, rasters[lo:lo + chunk], backend, fixed, cfg)
+        c, n_steps = _run_chunk(params, rasters[lo : lo + chunk], backend, fixed, cfg)
         counts.append(c)
         steps += n_steps
     counts = np.concatenate(counts)
@@ -90,15 +92,28 @@ def _run_chunk(params, rasters, backend, fixed, cfg):
         offset = (l + 2) % T
         if backend == "floating_pt":
             dense = Dense(weights=params.weights[l].copy())
-            lif = LIFReset(shape=(params.layer_sizes[l + 1],), du=1.0, dv=1.0 - params.vdecay[l],
-                           bias_mant=params.biases[l].copy(), vth=params.vth[l],
-                           reset_interval=T, reset_offset=offset)
+            lif = LIFReset(
+                shape=(params.layer_sizes[l + 1],),
+                du=1.0,
+                dv=1.0 - params.vdecay[l],
+                bias_mant=params.biases[l].copy(),
+                vth=params.vth[l],
+                reset_interval=T,
+                reset_offset=offset,
+            )
         else:
             q = fixed[l]
             dense = Dense(weights=q.weights.copy(), weight_exp=q.weight_exp, num_weight_bits=8)
-            lif = LIFReset(shape=(params.layer_sizes[l + 1],), du=q.du, dv=q.dv,
-                           bias_mant=q.bias_mant.copy(), bias_exp=np.full(q.bias_mant.shape, q.bias_exp),
-                           vth=q.vth, reset_interval=T, reset_offset=offset)
+            lif = LIFReset(
+                shape=(params.layer_sizes[l + 1],),
+                du=q.du,
+                dv=q.dv,
+                bias_mant=q.bias_mant.copy(),
+                bias_exp=np.full(q.bias_mant.shape, q.bias_exp),
+                vth=q.vth,
+                reset_interval=T,
+                reset_offset=offset,
+            )
         prev.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         prev = lif.s_out
@@ -112,7 +127,7 @@ def _run_chunk(params, rasters, backend, fixed, cfg):
         src.stop()
     counts = np.zeros((n, params.layer_sizes[-1]), dtype=np.int64)
     for k in range(n):
-        counts[k] = (out[:, k * T + L: k * T + L + T] != 0).sum(axis=1)
+        counts[k] = (out[:, k * T + L : k * T + L + T] != 0).sum(axis=1)
     return counts, steps
 
 
@@ -140,7 +155,7 @@ def reference_counts(params: NetworkParams, raster, fixed: list[FixedLayer] | No
                 a = (q.weights.astype(np.int64) @ x[t]) << q.weight_exp
                 dec = v * (4096 - q.dv)
                 v = np.sign(dec) * (np.abs(dec) >> 12) + (a << 6) + bias
-                v = np.clip(v, -(2 ** 23) + 1, 2 ** 23 - 1)
+                v = np.clip(v, -(2**23) + 1, 2**23 - 1)
                 s = v > (q.vth << 6)
                 v[s] = 0
                 out[t] = s

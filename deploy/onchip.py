@@ -39,6 +39,7 @@ Where this departs from the exact algorithm (docs/deploy.md measures each):
 :class:`OnChipEmulator` reproduces the Lava ``fixed_pt`` simulation integer for integer
 (including Lava's random streams) in Numba; :class:`LavaOnChip` is the Lava graph.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,26 +54,26 @@ from biograd.pipeline.errors import BioGradError, ConfigError
 TRACE_MAX = 127
 PSI_Y = 8
 FLAG_Y = 64
-Y_TAU = 65535           # Loihi3FLearningRule's fixed y-trace time constant
+Y_TAU = 65535  # Loihi3FLearningRule's fixed y-trace time constant
 DELTA_SHIFT = 16
 ERR_UNIT = 256
-CONN_RANDOM_SEED = 2      # lava.magma.core.learning.random.ConnVarRandom's fixed default seed
+CONN_RANDOM_SEED = 2  # lava.magma.core.learning.random.ConnVarRandom's fixed default seed
 
 
 @dataclass(frozen=True)
 class OnChipLayer:
-    weights: np.ndarray        # int32 (N_out, N_in), even at export, -256..254
-    bias_mant: np.ndarray      # int64 (N_out,), frozen
+    weights: np.ndarray  # int32 (N_out, N_in), even at export, -256..254
+    bias_mant: np.ndarray  # int64 (N_out,), frozen
     bias_exp: int
     vth: int
     dv: int
     win: int
-    feedback: np.ndarray       # int32 (N_out, n_out): B_l mantissas, identity for the output layer
+    feedback: np.ndarray  # int32 (N_out, n_out): B_l mantissas, identity for the output layer
     fb_lsb: float
     delta_mult: int
     dw_mant: int
     dw_exp: int
-    lr: float                  # the float learning rate these integers realise
+    lr: float  # the float learning rate these integers realise
 
     @property
     def dw(self) -> str:
@@ -115,8 +116,14 @@ class OnChipPlan:
     def learning_rule(self, l: int):
         from lava.magma.core.learning.learning_rule import Loihi3FLearningRule
 
-        return Loihi3FLearningRule(dw=self.layers[l].dw, dt=self.dt, x1_impulse=self.impulse,
-                                   x1_tau=self.tau, t_epoch=1, rng_seed=self.layer_seed(l))
+        return Loihi3FLearningRule(
+            dw=self.layers[l].dw,
+            dt=self.dt,
+            x1_impulse=self.impulse,
+            x1_tau=self.tau,
+            t_epoch=1,
+            rng_seed=self.layer_seed(l),
+        )
 
 
 def _fit_lr(target: float, unit: float) -> tuple[int, int, float]:
@@ -124,15 +131,22 @@ def _fit_lr(target: float, unit: float) -> tuple[int, int, float]:
     best = None
     for k in range(-7, 9):
         for m in range(1, 8):
-            err = abs(math.log(m * 2.0 ** k * unit / target))
+            err = abs(math.log(m * 2.0**k * unit / target))
             if best is None or err < best[0]:
                 best = (err, m, k)
     _, m, k = best
-    return m, k, m * 2.0 ** k * unit
+    return m, k, m * 2.0**k * unit
 
 
-def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, impulse: int = 16,
-                tau: int = 1, delta_scale: tuple[float, ...] = (640.0, 64.0), rng_seed: int = 0) -> OnChipPlan:
+def plan_onchip(
+    params: NetworkParams,
+    lr: float,
+    weight_frac_bits: int = 11,
+    impulse: int = 16,
+    tau: int = 1,
+    delta_scale: tuple[float, ...] = (640.0, 64.0),
+    rng_seed: int = 0,
+) -> OnChipPlan:
     """Quantise ``params`` for on-chip learning with float learning rate ``lr`` (per sample)."""
     from biograd.deploy.quantize import quantize_layer
 
@@ -140,9 +154,11 @@ def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, im
     if len(delta_scale) not in (1, L):
         raise ConfigError(f"deploy.delta_scale = {delta_scale!r}: give 1 value or {L}")
     if not 8 <= impulse <= 64 or impulse % 8:
-        raise ConfigError(f"deploy.trace_impulse = {impulse}: must be a multiple of 8 in 8..64 "
-                          "(the tag term 2 x0 y1 takes exactly one impulse back out)")
-    w_lsb = 2.0 ** -weight_frac_bits
+        raise ConfigError(
+            f"deploy.trace_impulse = {impulse}: must be a multiple of 8 in 8..64 "
+            "(the tag term 2 x0 y1 takes exactly one impulse back out)"
+        )
+    w_lsb = 2.0**-weight_frac_bits
     T, K = params.timesteps, params.timesteps - params.error_start
     rho = float(np.exp(-1.0 / tau))
     n_out = params.layer_sizes[-1]
@@ -154,13 +170,15 @@ def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, im
         scale = 64.0 / w_lsb
         bias_target = params.biases[l] * scale
         bias_exp = 0
-        while bias_exp < 7 and np.any(np.abs(np.round(bias_target / 2 ** bias_exp)) > 4095):
+        while bias_exp < 7 and np.any(np.abs(np.round(bias_target / 2**bias_exp)) > 4095):
             bias_exp += 1
-        bias_mant = np.clip(np.round(bias_target / 2 ** bias_exp), -4096, 4095).astype(np.int64)
+        bias_mant = np.clip(np.round(bias_target / 2**bias_exp), -4096, 4095).astype(np.int64)
         vth = int(round(params.vth[l] / w_lsb))
-        if not 0 < vth < 2 ** 17:
-            raise ConfigError(f"layer {l}: threshold {params.vth[l]} gives vth = {vth} at weight_frac_bits="
-                              f"{weight_frac_bits}; it must fit 17 bits")
+        if not 0 < vth < 2**17:
+            raise ConfigError(
+                f"layer {l}: threshold {params.vth[l]} gives vth = {vth} at weight_frac_bits="
+                f"{weight_frac_bits}; it must fit 17 bits"
+            )
         win = int(round(params.grad_win[l] * scale))
         if l == L - 1:
             fb = np.eye(n_out, dtype=np.int32)
@@ -170,17 +188,17 @@ def plan_onchip(params: NetworkParams, lr: float, weight_frac_bits: int = 11, im
             fb_lsb = float(np.max(np.abs(b))) / 254 or 1.0
             fb = np.clip(2 * np.round(b / (2 * fb_lsb)), -256, 254).astype(np.int32)
         s_delta = delta_scale[0] if len(delta_scale) == 1 else delta_scale[l]
-        delta_mult = int(round(s_delta * fb_lsb / K * 2 ** DELTA_SHIFT))
+        delta_mult = int(round(s_delta * fb_lsb / K * 2**DELTA_SHIFT))
         # Δw_float = -w_lsb · m 2^k / 32 · tag · δ S_δ, tag ≈ ρ I E, ψ's amplitude a folded in.
         unit = w_lsb / 32.0 * s_delta * rho * impulse * params.grad_amp[l]
         m, k, realised = _fit_lr(lr, unit)
-        layers.append(OnChipLayer(mant, bias_mant, bias_exp, vth, q.dv, win, fb, fb_lsb, delta_mult,
-                                  m, k, realised))
+        layers.append(OnChipLayer(mant, bias_mant, bias_exp, vth, q.dv, win, fb, fb_lsb, delta_mult, m, k, realised))
     table = np.array([int(round(65536 * math.exp(-n))) for n in range(T + 1)], dtype=np.int64)
     return OnChipPlan(tuple(layers), T, params.error_start, w_lsb, impulse, tau, rng_seed, table)
 
 
 # --- Lava graph ------------------------------------------------------------------------
+
 
 class LavaOnChip:
     """The on-chip learner as a Lava process graph (fixed_pt simulation, or a chip)."""
@@ -207,13 +225,26 @@ class LavaOnChip:
         prev = self.src.s_out
         self.synapses, self.neurons = [], []
         for l, lay in enumerate(plan.layers):
-            syn = LearningDense(weights=lay.weights.copy(), learning_rule=plan.learning_rule(l),
-                                num_message_bits=0, name=f"W{l}")
-            neu = BioGradNeuron(shape=(lay.weights.shape[0],), lag=l + 1, n_layers=L,
-                                timesteps=plan.timesteps, period=P, vth=lay.vth, dv=lay.dv,
-                                bias_mant=lay.bias_mant, bias_exp=lay.bias_exp, win=lay.win, psi_y=PSI_Y,
-                                delta_mult=lay.delta_mult, delta_shift=DELTA_SHIFT, flag_y=FLAG_Y,
-                                name=f"N{l}")
+            syn = LearningDense(
+                weights=lay.weights.copy(), learning_rule=plan.learning_rule(l), num_message_bits=0, name=f"W{l}"
+            )
+            neu = BioGradNeuron(
+                shape=(lay.weights.shape[0],),
+                lag=l + 1,
+                n_layers=L,
+                timesteps=plan.timesteps,
+                period=P,
+                vth=lay.vth,
+                dv=lay.dv,
+                bias_mant=lay.bias_mant,
+                bias_exp=lay.bias_exp,
+                win=lay.win,
+                psi_y=PSI_Y,
+                delta_mult=lay.delta_mult,
+                delta_shift=DELTA_SHIFT,
+                flag_y=FLAG_Y,
+                name=f"N{l}",
+            )
             prev.connect(syn.s_in)
             syn.a_out.connect(neu.a_in)
             neu.s_out_bap.connect(syn.s_in_bap)
@@ -224,9 +255,15 @@ class LavaOnChip:
             self.synapses.append(syn)
             self.neurons.append(neu)
         n_out = plan.layers[-1].weights.shape[0]
-        self.error = ErrorUnit(shape=(n_out,), labels=np.asarray(labels, dtype=np.int64),
-                               timesteps=plan.timesteps, error_start=plan.error_start, period=P,
-                               n_layers=L, exp_table=plan.exp_table)
+        self.error = ErrorUnit(
+            shape=(n_out,),
+            labels=np.asarray(labels, dtype=np.int64),
+            timesteps=plan.timesteps,
+            error_start=plan.error_start,
+            period=P,
+            n_layers=L,
+            exp_table=plan.exp_table,
+        )
         prev.connect(self.error.s_in)
         self.feedback = []
         for l, (lay, neu) in enumerate(zip(plan.layers, self.neurons)):
@@ -261,8 +298,9 @@ class LavaOnChip:
         out = np.asarray(self.sink.data.get())
         P, L, T = self.plan.period, self.plan.n_layers, self.plan.timesteps
         n = self.steps_done // P
-        return np.array([(out[:, k * P + L: k * P + L + T] != 0).sum(axis=1) for k in range(n)],
-                        dtype=np.int64).reshape(n, -1)
+        return np.array(
+            [(out[:, k * P + L : k * P + L + T] != 0).sum(axis=1) for k in range(n)], dtype=np.int64
+        ).reshape(n, -1)
 
     def stop(self) -> None:
         self.src.stop()
@@ -278,9 +316,9 @@ class LavaOnChip:
 
 # --- Numba emulation -------------------------------------------------------------------
 
+
 @njit(cache=True)
-def _neuron_step(phase, lag, T, L, a, e, v, s_prev, d, bias, vth, dv, win, delta_mult,
-                 s, y1, y2, y3):
+def _neuron_step(phase, lag, T, L, a, e, v, s_prev, d, bias, vth, dv, win, delta_mult, s, y1, y2, y3):
     """One Lava step of BioGradNeuron (same integers as its fixed_pt model)."""
     n = v.shape[0]
     t = phase - lag
@@ -391,8 +429,7 @@ def _decay(val_in, rho, r):
 
 
 @njit(cache=True)
-def _learn_step(w, tag, x1, s_pre, y1, y2, y3, rho, rho_y, impulse, r_trace, r_ytrace, r_conn,
-                dw_mant, dw_sexp):
+def _learn_step(w, tag, x1, s_pre, y1, y2, y3, rho, rho_y, impulse, r_trace, r_ytrace, r_conn, dw_mant, dw_sexp):
     """One learning epoch of Lava's LearningConnectionModelBitApproximate for this rule."""
     n_out, n_in = w.shape
     active = np.empty(n_in, dtype=np.int64)
@@ -464,7 +501,6 @@ class OnChipEmulator:
 
     def __init__(self, plan: OnChipPlan, total_steps: int):
         self.plan = plan
-        L = plan.n_layers
         self.w = [lay.weights.astype(np.int64).copy() for lay in plan.layers]
         self.tag = [np.zeros_like(w) for w in self.w]
         self.x1 = [np.zeros(w.shape[1], dtype=np.int64) for w in self.w]
@@ -490,10 +526,14 @@ class OnChipEmulator:
         """Lava's random streams: per LearningDense a TraceRandom (advanced twice per step),
         and the ConnVarRandom (seed 2, advanced once per learning epoch)."""
         n = total_steps + 1
-        self.r_trace = [np.random.default_rng(self.plan.layer_seed(l)).random(2 * n + 1)[0::2].copy()
-                        for l in range(self.plan.n_layers)]
-        self.r_ytrace = [np.random.default_rng(self.plan.layer_seed(l) + 2).random(2 * n + 1)[0::2].copy()
-                         for l in range(self.plan.n_layers)]
+        self.r_trace = [
+            np.random.default_rng(self.plan.layer_seed(l)).random(2 * n + 1)[0::2].copy()
+            for l in range(self.plan.n_layers)
+        ]
+        self.r_ytrace = [
+            np.random.default_rng(self.plan.layer_seed(l) + 2).random(2 * n + 1)[0::2].copy()
+            for l in range(self.plan.n_layers)
+        ]
         self.r_conn = np.random.default_rng(CONN_RANDOM_SEED).random(n)
 
     def step(self, s_in: np.ndarray, labels: np.ndarray) -> None:
@@ -506,21 +546,54 @@ class OnChipEmulator:
         k = (tau - 1) // P
         for l, lay in enumerate(plan.layers):
             y1, y2, y3 = self.y[l]
-            _neuron_step(phase, l + 1, T, L, self.abuf[l], self.fbuf[l], self.v[l], self.s_prev[l], self.d[l],
-                         self.bias[l], lay.vth, lay.dv, lay.win, lay.delta_mult, self.s[l], y1, y2, y3)
+            _neuron_step(
+                phase,
+                l + 1,
+                T,
+                L,
+                self.abuf[l],
+                self.fbuf[l],
+                self.v[l],
+                self.s_prev[l],
+                self.d[l],
+                self.bias[l],
+                lay.vth,
+                lay.dv,
+                lay.win,
+                lay.delta_mult,
+                self.s[l],
+                y1,
+                y2,
+                y3,
+            )
         label = int(labels[k]) if k < len(labels) else -1
         cnt, apos, aneg, zpos, zneg = self.err
-        _error_step(phase, T, plan.error_start, L, label, self.s[-1], cnt, apos, aneg, zpos, zneg,
-                    plan.exp_table, self.z)
+        _error_step(
+            phase, T, plan.error_start, L, label, self.s[-1], cnt, apos, aneg, zpos, zneg, plan.exp_table, self.z
+        )
         pre = [s_in] + self.s[:-1]
         for l in range(L):
             _dense_step(self.w[l], pre[l], self.abuf[l])
             _graded_step(self.fb[l], self.z, self.fbuf[l])
         for l, lay in enumerate(plan.layers):
             y1, y2, y3 = self.y[l]
-            _learn_step(self.w[l], self.tag[l], self.x1[l], pre[l], y1, y2, y3, self._rho, self._rho_y,
-                        plan.impulse, self.r_trace[l][tau], self.r_ytrace[l][tau], self.r_conn[tau],
-                        lay.dw_mant, lay.dw_exp + 7)
+            _learn_step(
+                self.w[l],
+                self.tag[l],
+                self.x1[l],
+                pre[l],
+                y1,
+                y2,
+                y3,
+                self._rho,
+                self._rho_y,
+                plan.impulse,
+                self.r_trace[l][tau],
+                self.r_ytrace[l][tau],
+                self.r_conn[tau],
+                lay.dw_mant,
+                lay.dw_exp + 7,
+            )
         if 0 <= phase - L < T:
             self.out_counts += self.s[-1]
 
@@ -537,7 +610,7 @@ class OnChipEmulator:
         """Output counts of one sample with the current integer weights, learning off
         (fresh neuron state; the learning state and random streams are not touched)."""
         plan = self.plan
-        P, L, T = plan.period, plan.n_layers, plan.timesteps
+        L, T = plan.n_layers, plan.timesteps
         shapes = [w.shape[0] for w in self.w]
         v = [np.zeros(n, dtype=np.int64) for n in shapes]
         sp = [np.zeros(n, dtype=np.int64) for n in shapes]
@@ -550,8 +623,26 @@ class OnChipEmulator:
         counts = np.zeros(shapes[-1], dtype=np.int64)
         for phase in range(T + L):
             for l, lay in enumerate(plan.layers):
-                _neuron_step(phase, l + 1, T, L, ab[l], zero_err[l], v[l], sp[l], d[l], self.bias[l],
-                             lay.vth, lay.dv, lay.win, 0, s[l], ys[l][0], ys[l][1], ys[l][2])
+                _neuron_step(
+                    phase,
+                    l + 1,
+                    T,
+                    L,
+                    ab[l],
+                    zero_err[l],
+                    v[l],
+                    sp[l],
+                    d[l],
+                    self.bias[l],
+                    lay.vth,
+                    lay.dv,
+                    lay.win,
+                    0,
+                    s[l],
+                    ys[l][0],
+                    ys[l][1],
+                    ys[l][2],
+                )
             if 0 <= phase - L < T:
                 counts += s[-1]
             pre = [dense_in[phase].astype(np.int64) if phase < T else zero_in] + s[:-1]
@@ -560,6 +651,10 @@ class OnChipEmulator:
         return counts
 
     def state(self) -> dict[str, list[np.ndarray]]:
-        return {"weights": [w.copy() for w in self.w], "tags": [t.copy() for t in self.tag],
-                "x1": [x.copy() for x in self.x1], "v": [v.copy() for v in self.v],
-                "d": [d.copy() for d in self.d]}
+        return {
+            "weights": [w.copy() for w in self.w],
+            "tags": [t.copy() for t in self.tag],
+            "x1": [x.copy() for x in self.x1],
+            "v": [v.copy() for v in self.v],
+            "d": [d.copy() for d in self.d],
+        }

@@ -4,6 +4,7 @@ Read from a learner checkpoint (``BioGradLearner.save``: arrays ``W{l}`` (N_l, N
 ``b{l}``, ``B{l}`` (N_l, 10) and ``config_json``) without unpickling, or taken from a live
 :class:`learner.network.BioGradLearner`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,14 +42,17 @@ class NetworkParams:
         return (self.weights[0].shape[1],) + tuple(w.shape[0] for w in self.weights)
 
     @classmethod
-    def from_learner(cls, learner) -> "NetworkParams":
+    def from_learner(cls, learner) -> NetworkParams:
         cfg = learner.config
-        return cls._build(cfg, [np.array(w, dtype=np.float64) for w in learner.weights],
-                          [np.array(b, dtype=np.float64) for b in learner.biases],
-                          [np.array(b, dtype=np.float64) for b in learner.feedback])
+        return cls._build(
+            cfg,
+            [np.array(w, dtype=np.float64) for w in learner.weights],
+            [np.array(b, dtype=np.float64) for b in learner.biases],
+            [np.array(b, dtype=np.float64) for b in learner.feedback],
+        )
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "NetworkParams":
+    def from_checkpoint(cls, path: str | Path) -> NetworkParams:
         """Read ``W{l}``, ``b{l}``, ``B{l}`` and the stored learner config of a .npz checkpoint."""
         from biograd.learner.network import read_checkpoint
 
@@ -64,11 +68,20 @@ class NetworkParams:
         return cls._build(cfg, weights, biases, feedback)
 
     @classmethod
-    def _build(cls, cfg, weights, biases, feedback) -> "NetworkParams":
+    def _build(cls, cfg, weights, biases, feedback) -> NetworkParams:
         n = cfg.n_layers
         per = lambda name: tuple(float(cfg.layer_param(name, l)) for l in range(n))  # noqa: E731
-        return cls(tuple(weights), tuple(biases), tuple(feedback), per("vdecay"), per("vth"),
-                   per("grad_win"), per("grad_amp"), int(cfg.timesteps), int(cfg.error_start))
+        return cls(
+            tuple(weights),
+            tuple(biases),
+            tuple(feedback),
+            per("vdecay"),
+            per("vth"),
+            per("grad_win"),
+            per("grad_amp"),
+            int(cfg.timesteps),
+            int(cfg.error_start),
+        )
 
 
 def _array(path, data, key, shape) -> np.ndarray:

@@ -32,11 +32,13 @@ derivative is exactly ψ. Forward and backward are otherwise the same code, so t
 BPTT gradient of the relaxed network is its true gradient, which finite differences
 can check (tests/learner/test_bptt_baseline.py). Training always uses the step.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,32 +66,42 @@ class BPTTConfig:
 
     def __post_init__(self):
         sizes = self.layer_sizes
-        require(len(sizes) >= 2 and all(n > 0 for n in sizes), "bptt.layer_sizes", sizes,
-                "needs at least input and output sizes, all positive")
+        require(
+            len(sizes) >= 2 and all(n > 0 for n in sizes),
+            "bptt.layer_sizes",
+            sizes,
+            "needs at least input and output sizes, all positive",
+        )
         for name in ("vdecay", "vth", "grad_win", "grad_amp"):
             values = getattr(self, name)
-            require(len(values) in (1, len(sizes) - 1), f"bptt.{name}", values,
-                    f"give 1 value or {len(sizes) - 1} (one per layer)")
+            require(
+                len(values) in (1, len(sizes) - 1),
+                f"bptt.{name}",
+                values,
+                f"give 1 value or {len(sizes) - 1} (one per layer)",
+            )
         require(all(0.0 <= v < 1.0 for v in self.vdecay), "bptt.vdecay", self.vdecay, "must be in [0, 1)")
         require(self.timesteps > 0, "bptt.timesteps", self.timesteps, "must be > 0")
         require(self.lr > 0, "bptt.lr", self.lr, "must be > 0")
         require(self.batch_size >= 1, "bptt.batch_size", self.batch_size, "must be >= 1")
-        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "bptt.beta", (self.beta1, self.beta2),
-                "must be in [0, 1)")
+        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "bptt.beta", (self.beta1, self.beta2), "must be in [0, 1)")
         require(self.dtype in ("float32", "float64"), "bptt.dtype", self.dtype, "float32 or float64")
 
     @classmethod
-    def from_learner(cls, learner_config, **overrides) -> "BPTTConfig":
+    def from_learner(cls, learner_config, **overrides) -> BPTTConfig:
         """The same network as a BioGrad ``LearnerConfig``; Adam settings from ``overrides``."""
-        shared = {name: getattr(learner_config, name) for name in
-                  ("layer_sizes", "vdecay", "vth", "grad_win", "grad_amp", "timesteps", "seed", "dtype")}
+        shared = {
+            name: getattr(learner_config, name)
+            for name in ("layer_sizes", "vdecay", "vth", "grad_win", "grad_amp", "timesteps", "seed", "dtype")
+        }
         shared.update(overrides)
         return cls(**shared)
 
-    def neuron(self, layer: int) -> "NeuronParams":
+    def neuron(self, layer: int) -> NeuronParams:
         def pick(name):
             values = getattr(self, name)
             return float(values[0] if len(values) == 1 else values[layer])
+
         return NeuronParams(pick("vdecay"), pick("vth"), pick("grad_win"), pick("grad_amp"))
 
 
@@ -128,8 +140,13 @@ def lif_forward(current: np.ndarray, p: NeuronParams, relaxed: bool = False) -> 
     return LayerRecord(v, s, psi)
 
 
-def forward(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], x: np.ndarray,
-            params: Sequence[NeuronParams], relaxed: bool = False) -> list[LayerRecord]:
+def forward(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    x: np.ndarray,
+    params: Sequence[NeuronParams],
+    relaxed: bool = False,
+) -> list[LayerRecord]:
     """Recorded forward pass. ``x``: input spikes (T, B, N0); returns one record per weight layer."""
     records = []
     below = x
@@ -155,8 +172,13 @@ def cross_entropy(counts: np.ndarray, labels: np.ndarray) -> float:
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
-def backward(weights: Sequence[np.ndarray], x: np.ndarray, records: Sequence[LayerRecord],
-             params: Sequence[NeuronParams], grad_counts: np.ndarray):
+def backward(
+    weights: Sequence[np.ndarray],
+    x: np.ndarray,
+    records: Sequence[LayerRecord],
+    params: Sequence[NeuronParams],
+    grad_counts: np.ndarray,
+):
     """Reverse mode over the recorded forward pass (see the module docstring).
 
     ``grad_counts`` is ∂L/∂c (B, N_out). Returns (grad_weights, grad_biases).
@@ -203,8 +225,9 @@ def dense_inputs(rasters, timesteps: int, n_inputs: int, dtype=np.float32) -> np
     for b, r in enumerate(rasters):
         indptr = np.asarray(r.indptr)
         if len(indptr) != timesteps + 1 or r.n_inputs != n_inputs:
-            raise ConfigError(f"raster {b}: {len(indptr) - 1} steps × {r.n_inputs} inputs, "
-                              f"network expects {timesteps} × {n_inputs}")
+            raise ConfigError(
+                f"raster {b}: {len(indptr) - 1} steps × {r.n_inputs} inputs, network expects {timesteps} × {n_inputs}"
+            )
         steps = np.repeat(np.arange(timesteps), np.diff(indptr))
         x[steps, b, np.asarray(r.indices)] = 1.0
     return x
@@ -235,8 +258,7 @@ class BPTTLearner:
         self._v = [np.zeros_like(p) for p in self.weights + self.biases]
 
     def _inputs(self, rasters) -> np.ndarray:
-        return dense_inputs(rasters, self.config.timesteps, self.config.layer_sizes[0],
-                            np.dtype(self.config.dtype))
+        return dense_inputs(rasters, self.config.timesteps, self.config.layer_sizes[0], np.dtype(self.config.dtype))
 
     def train_batch(self, rasters, labels) -> tuple[float, np.ndarray]:
         """One Adam step on a batch of rasters; returns (loss, training predictions)."""
@@ -249,8 +271,8 @@ class BPTTLearner:
     def _adam(self, grads) -> None:
         cfg = self.config
         self.steps += 1
-        c1 = 1.0 - cfg.beta1 ** self.steps
-        c2 = 1.0 - cfg.beta2 ** self.steps
+        c1 = 1.0 - cfg.beta1**self.steps
+        c2 = 1.0 - cfg.beta2**self.steps
         for param, grad, m, v in zip(self.weights + self.biases, grads, self._m, self._v):
             m *= cfg.beta1
             m += (1.0 - cfg.beta1) * grad

@@ -1,4 +1,5 @@
 """Learner settings. Defaults follow ../shared/docs/biograd-algorithm.md (N-MNIST)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -20,42 +21,50 @@ class LearnerConfig:
     vth: tuple[float, ...] = (0.3,)
     grad_win: tuple[float, ...] = (0.3,)
     grad_amp: tuple[float, ...] = (1.0,)
-    timesteps: int = 60            # T
-    error_start: int = 19          # t_e; the error phase lasts K = T - t_e steps
-    lr: float = 1e-3               # η
-    batch_size: int = 128          # 1 = streaming: update after every labelled sample
+    timesteps: int = 60  # T
+    error_start: int = 19  # t_e; the error phase lasts K = T - t_e steps
+    lr: float = 1e-3  # η
+    batch_size: int = 128  # 1 = streaming: update after every labelled sample
     engine: Literal["event", "synapse"] = "event"
     dtype: Literal["float32", "float64"] = "float32"
     feedback_init: Literal["mirror", "random"] = "mirror"
     sleep: bool = True
-    sleep_every: int = 0           # samples between sleeps; 0 = after every batch update
-    sleep_lr: float = 1e-4 / 3     # η_s
+    sleep_every: int = 0  # samples between sleeps; 0 = after every batch update
+    sleep_lr: float = 1e-4 / 3  # η_s
     sleep_noise_samples: int = 128  # M_s
-    sleep_steps: int = 50          # T_s
+    sleep_steps: int = 50  # T_s
     seed: int = 0
 
     def __post_init__(self):
         sizes = self.layer_sizes
-        require(len(sizes) >= 3, "learner.layer_sizes", sizes,
-                "needs input, at least one hidden layer and the output layer")
+        require(
+            len(sizes) >= 3, "learner.layer_sizes", sizes, "needs input, at least one hidden layer and the output layer"
+        )
         require(all(n > 0 for n in sizes), "learner.layer_sizes", sizes, "sizes must be positive")
         n_weight_layers = len(sizes) - 1
         for name in ("vdecay", "vth", "grad_win", "grad_amp"):
             values = getattr(self, name)
-            require(len(values) in (1, n_weight_layers), f"learner.{name}", values,
-                    f"give 1 value or {n_weight_layers} (one per layer)")
+            require(
+                len(values) in (1, n_weight_layers),
+                f"learner.{name}",
+                values,
+                f"give 1 value or {n_weight_layers} (one per layer)",
+            )
         require(all(0.0 <= v < 1.0 for v in self.vdecay), "learner.vdecay", self.vdecay, "must be in [0, 1)")
         require(all(v > 0 for v in self.vth), "learner.vth", self.vth, "must be > 0")
         require(all(v > 0 for v in self.grad_win), "learner.grad_win", self.grad_win, "must be > 0")
         require(self.timesteps > 0, "learner.timesteps", self.timesteps, "must be > 0")
-        require(0 <= self.error_start < self.timesteps, "learner.error_start", self.error_start,
-                f"must be in [0, timesteps={self.timesteps})")
+        require(
+            0 <= self.error_start < self.timesteps,
+            "learner.error_start",
+            self.error_start,
+            f"must be in [0, timesteps={self.timesteps})",
+        )
         require(self.lr > 0, "learner.lr", self.lr, "must be > 0")
         require(self.batch_size >= 1, "learner.batch_size", self.batch_size, "must be >= 1")
         require(self.sleep_every >= 0, "learner.sleep_every", self.sleep_every, "must be >= 0")
         require(self.sleep_lr > 0, "learner.sleep_lr", self.sleep_lr, "must be > 0")
-        require(self.sleep_noise_samples >= 1, "learner.sleep_noise_samples",
-                self.sleep_noise_samples, "must be >= 1")
+        require(self.sleep_noise_samples >= 1, "learner.sleep_noise_samples", self.sleep_noise_samples, "must be >= 1")
         require(self.sleep_steps >= 1, "learner.sleep_steps", self.sleep_steps, "must be >= 1")
 
     @property

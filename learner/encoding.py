@@ -17,6 +17,7 @@ Event binning (``encode_events``), following ../shared/docs/biograd-algorithm.md
   (with ``polarity_channels = 1`` both polarities share channel 0);
 * binary: several events of one input in one bin give one spike.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -55,11 +56,11 @@ class SpikeRaster(NamedTuple):
         """(T, n_inputs) uint8 array of 0/1."""
         out = np.zeros((self.timesteps, self.n_inputs), dtype=np.uint8)
         for t in range(self.timesteps):
-            out[t, self.indices[self.indptr[t]:self.indptr[t + 1]]] = 1
+            out[t, self.indices[self.indptr[t] : self.indptr[t + 1]]] = 1
         return out
 
     @classmethod
-    def from_dense(cls, dense) -> "SpikeRaster":
+    def from_dense(cls, dense) -> SpikeRaster:
         """Build from a (T, n_inputs) array; any non-zero entry is a spike."""
         dense = np.asarray(dense)
         if dense.ndim != 2:
@@ -74,7 +75,7 @@ class SpikeRaster(NamedTuple):
 def _step_of(tk, t_origin, half, bin_us, round_us, one_div):
     u = tk - t_origin + half
     if one_div:
-        return u // bin_us           # floor division: rounds toward -inf for u < 0
+        return u // bin_us  # floor division: rounds toward -inf for u < 0
     return ((u // round_us) * round_us) // bin_us
 
 
@@ -174,7 +175,7 @@ def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us
     lo = np.int64(1)
     hi = np.int64(0)
     cur = np.int64(0)
-    last = np.int64(-(2 ** 62))
+    last = np.int64(-(2**62))
     nv = 0
     for k in range(n):
         if x[k] >= width:
@@ -185,8 +186,7 @@ def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us
             return indptr, np.empty(0, np.int32), k, 3
         tk = t[k]
         if tk < last:
-            return _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us,
-                                         round_us, t_origin)
+            return _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us, round_us, t_origin)
         last = tk
         if tk < lo or tk >= hi:
             cur = _step_of(tk, t_origin, half, bin_us, round_us, one_div)
@@ -225,9 +225,17 @@ def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us
     return indptr, out, -1, 0
 
 
-def encode_events(events: np.ndarray, geometry: Geometry, timesteps: int, bin_us: int,
-                  polarity_channels: int = 2, *, t_origin: int = 0, round_us: int = 1000,
-                  source: str = "event packet") -> SpikeRaster:
+def encode_events(
+    events: np.ndarray,
+    geometry: Geometry,
+    timesteps: int,
+    bin_us: int,
+    polarity_channels: int = 2,
+    *,
+    t_origin: int = 0,
+    round_us: int = 1000,
+    source: str = "event packet",
+) -> SpikeRaster:
     """Bin ``events`` (EVENT_DTYPE) into a binary :class:`SpikeRaster` of ``timesteps`` steps.
 
     ``n_inputs = polarity_channels * height * width``. See the module docstring
@@ -240,15 +248,27 @@ def encode_events(events: np.ndarray, geometry: Geometry, timesteps: int, bin_us
     if polarity_channels not in (1, 2):
         raise EventFormatError(f"polarity_channels must be 1 or 2, got {polarity_channels!r}")
     if timesteps < 1 or bin_us < 1 or round_us < 1:
-        raise EventFormatError(
-            f"timesteps, bin_us and round_us must be >= 1, got {timesteps}, {bin_us}, {round_us}")
+        raise EventFormatError(f"timesteps, bin_us and round_us must be >= 1, got {timesteps}, {bin_us}, {round_us}")
     indptr, indices, bad, code = _bin_events(
-        events["t"], events["x"], events["y"], events["p"], int(geometry.width), int(geometry.height),
-        int(polarity_channels), int(timesteps), int(bin_us), int(round_us), int(t_origin))
+        events["t"],
+        events["x"],
+        events["y"],
+        events["p"],
+        int(geometry.width),
+        int(geometry.height),
+        int(polarity_channels),
+        int(timesteps),
+        int(bin_us),
+        int(round_us),
+        int(t_origin),
+    )
     if code:
         field, value = {1: ("x", events["x"]), 2: ("y", events["y"]), 3: ("polarity", events["p"])}[code]
-        limit = {1: f"the {geometry.width}x{geometry.height} sensor",
-                 2: f"the {geometry.width}x{geometry.height} sensor", 3: "0 or 1"}[code]
+        limit = {
+            1: f"the {geometry.width}x{geometry.height} sensor",
+            2: f"the {geometry.width}x{geometry.height} sensor",
+            3: "0 or 1",
+        }[code]
         raise EventFormatError(f"{source}: event {bad} has {field}={int(value[bad])}, expected {limit}")
     return SpikeRaster(indptr, indices, polarity_channels * geometry.width * geometry.height)
 

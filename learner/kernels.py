@@ -18,6 +18,7 @@ inputs constant):
 * synapse form: P = λ R + s_j, E += ψ_i P, R = P κ_i, per synapse and step
   — O(T·N·N_in), what an on-chip learning rule does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -202,8 +203,9 @@ def error_phase(out_ptr, out_idx, n_out, t_e, label):
 
 
 @njit(cache=True, nogil=True)
-def layer_backward_event(v, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb, touched, rows, n_rows,
-                         col_ptr, col_t):
+def layer_backward_event(
+    v, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb, touched, rows, n_rows, col_ptr, col_t
+):
     """Event-form gradient: gwt[j] += Σ_{t: s_j(t)=1} δ ⊙ g(t);  gb += Σ_t δ ⊙ g(t).
 
     ``h`` (T, N) is workspace for δ ⊙ g; (col_ptr, col_t) workspace for the
@@ -264,8 +266,7 @@ def layer_backward_event(v, in_ptr, in_idx, delta, lam, th, win, amp, h, gwt, gb
 
 
 @njit(cache=True, nogil=True)
-def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_ptr, out_idx,
-                          rt, et, rb, eb, s_in):
+def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_ptr, out_idx, rt, et, rb, eb, s_in):
     """Forward pass with the per-synapse traces P, R, E updated online every step.
 
     rt, et (N_in, N) and rb, eb (N,) are overwritten; s_in (N_in,) is workspace.

@@ -18,6 +18,7 @@ Storage: W_l is kept transposed (N_{l-1}, N_l) C-contiguous for the event kernel
 :attr:`BioGradLearner.weights` gives (N_l, N_{l-1}) views of it (writing into them
 changes the network).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,10 @@ _RASTER_ERRORS = {
 
 class SampleResult(NamedTuple):
     prediction: int
-    counts: np.ndarray      # output spike counts over the sample, int64 (10,)
-    loss: float             # -log softmax(counts)[label]
-    updated: bool           # this sample completed a batch and the weights changed
-    slept: bool             # a sleep phase ran after this sample
+    counts: np.ndarray  # output spike counts over the sample, int64 (10,)
+    loss: float  # -log softmax(counts)[label]
+    updated: bool  # this sample completed a batch and the weights changed
+    slept: bool  # a sleep phase ran after this sample
 
 
 class BioGradLearner:
@@ -82,16 +83,16 @@ class BioGradLearner:
             self.feedback.append(np.array(b, dtype=self.dtype, order="C", copy=True))
         self._gwt = [np.zeros_like(w) for w in self._wt]
         self._gb = [np.zeros_like(b) for b in self.biases]
-        self.samples_seen = 0       # labelled training samples
-        self.batch_fill = 0         # samples accumulated in the gradient since the last update
+        self.samples_seen = 0  # labelled training samples
+        self.batch_fill = 0  # samples accumulated in the gradient since the last update
         self.updates = 0
         self.sleeps = 0
         self.samples_since_sleep = 0
         self.last_alignment: list[tuple[float, float]] = []
         self._params = [
-            tuple(self.dtype.type(config.layer_param(name, l))
-                  for name in ("vdecay", "vth", "grad_win", "grad_amp"))
-            for l in range(config.n_layers)]
+            tuple(self.dtype.type(config.layer_param(name, l)) for name in ("vdecay", "vth", "grad_win", "grad_amp"))
+            for l in range(config.n_layers)
+        ]
         self._alloc_workspace()
 
     # --- public state -------------------------------------------------------
@@ -107,7 +108,7 @@ class BioGradLearner:
 
     def _mirror(self, l: int) -> np.ndarray:
         """(W_out … W_{l+1})^T of shape (N_l, N_out) for hidden layer l, in float64."""
-        prod = np.array(self._wt[-1], dtype=np.float64)            # (N_L, N_out) = W_out^T, a copy
+        prod = np.array(self._wt[-1], dtype=np.float64)  # (N_L, N_out) = W_out^T, a copy
         for k in range(self.config.n_layers - 2, l, -1):
             prod = np.asarray(self._wt[k], dtype=np.float64) @ prod
         return prod
@@ -143,24 +144,33 @@ class BioGradLearner:
         self._n_rows = []
         for l, touched in enumerate(self._touched):
             idx = np.flatnonzero(touched)
-            self._rows[l][:idx.size] = idx
+            self._rows[l][: idx.size] = idx
             self._n_rows.append(int(idx.size))
-        self._syn = None    # per-synapse traces, allocated on first use of the synapse engine
+        self._syn = None  # per-synapse traces, allocated on first use of the synapse engine
         # the same arrays as tuples for the one-call forward (weights change in place only)
-        self._fwd_args = (tuple(self._wt), tuple(self.biases),
-                          np.array([p[0] for p in self._params], dtype=self.dtype),
-                          np.array([p[1] for p in self._params], dtype=self.dtype),
-                          tuple(self._v_rec), tuple(self._out_ptr), tuple(self._out_idx))
+        self._fwd_args = (
+            tuple(self._wt),
+            tuple(self.biases),
+            np.array([p[0] for p in self._params], dtype=self.dtype),
+            np.array([p[1] for p in self._params], dtype=self.dtype),
+            tuple(self._v_rec),
+            tuple(self._out_ptr),
+            tuple(self._out_idx),
+        )
 
     def _synapse_workspace(self):
         if self._syn is None:
             sizes = self.config.layer_sizes
             self._syn = [
-                (np.zeros((sizes[l], sizes[l + 1]), dtype=self.dtype),
-                 np.zeros((sizes[l], sizes[l + 1]), dtype=self.dtype),
-                 np.zeros(sizes[l + 1], dtype=self.dtype), np.zeros(sizes[l + 1], dtype=self.dtype),
-                 np.zeros(sizes[l], dtype=self.dtype))
-                for l in range(self.config.n_layers)]
+                (
+                    np.zeros((sizes[l], sizes[l + 1]), dtype=self.dtype),
+                    np.zeros((sizes[l], sizes[l + 1]), dtype=self.dtype),
+                    np.zeros(sizes[l + 1], dtype=self.dtype),
+                    np.zeros(sizes[l + 1], dtype=self.dtype),
+                    np.zeros(sizes[l], dtype=self.dtype),
+                )
+                for l in range(self.config.n_layers)
+            ]
         return self._syn
 
     # --- input checks -------------------------------------------------------
@@ -169,12 +179,14 @@ class BioGradLearner:
         if int(raster.n_inputs) != self.n_inputs:
             raise BioGradError(
                 f"raster has {raster.n_inputs} inputs but the network's input layer has {self.n_inputs} "
-                f"(learner.layer_sizes={self.config.layer_sizes})")
+                f"(learner.layer_sizes={self.config.layer_sizes})"
+            )
         indptr = np.ascontiguousarray(raster.indptr, dtype=np.int64)
         indices = np.ascontiguousarray(raster.indices, dtype=np.int32)
         if indptr.shape[0] != self.config.timesteps + 1:
             raise BioGradError(
-                f"raster has {indptr.shape[0] - 1} time steps but learner.timesteps = {self.config.timesteps}")
+                f"raster has {indptr.shape[0] - 1} time steps but learner.timesteps = {self.config.timesteps}"
+            )
         code = kernels.check_raster(indptr, indices, self.n_inputs)
         if code:
             raise BioGradError(f"malformed spike raster: {_RASTER_ERRORS[code]}")
@@ -202,9 +214,24 @@ class BioGradLearner:
         for l in range(self.config.n_layers):
             lam, th, win, amp = self._params[l]
             rt, et, rb, eb, s_in = syn[l]
-            kernels.layer_forward_synapse(ptr, idx, self._wt[l], self.biases[l], lam, th, win, amp,
-                                          self._v_rec[l], self._out_ptr[l], self._out_idx[l],
-                                          rt, et, rb, eb, s_in)
+            kernels.layer_forward_synapse(
+                ptr,
+                idx,
+                self._wt[l],
+                self.biases[l],
+                lam,
+                th,
+                win,
+                amp,
+                self._v_rec[l],
+                self._out_ptr[l],
+                self._out_idx[l],
+                rt,
+                et,
+                rb,
+                eb,
+                s_in,
+            )
             ptr, idx = self._out_ptr[l], self._out_idx[l]
 
     def _deltas(self, d_out: np.ndarray) -> list[np.ndarray]:
@@ -225,22 +252,38 @@ class BioGradLearner:
             self._forward(ptr, idx)
         else:
             self._forward_synapse(ptr, idx)
-        counts, d_out, loss = kernels.error_phase(self._out_ptr[-1], self._out_idx[-1], n_out,
-                                                  cfg.error_start, int(label))
+        counts, d_out, loss = kernels.error_phase(
+            self._out_ptr[-1], self._out_idx[-1], n_out, cfg.error_start, int(label)
+        )
         deltas = self._deltas(d_out)
         in_ptr, in_idx = ptr, idx
         for l in range(cfg.n_layers):
             if cfg.engine == "event":
                 lam, th, win, amp = self._params[l]
                 self._n_rows[l] = kernels.layer_backward_event(
-                    self._v_rec[l], in_ptr, in_idx, deltas[l], lam, th, win, amp,
-                    self._h[l], self._gwt[l], self._gb[l], self._touched[l], self._rows[l], self._n_rows[l],
-                    self._col_ptr[l], self._col_t[l])
+                    self._v_rec[l],
+                    in_ptr,
+                    in_idx,
+                    deltas[l],
+                    lam,
+                    th,
+                    win,
+                    amp,
+                    self._h[l],
+                    self._gwt[l],
+                    self._gb[l],
+                    self._touched[l],
+                    self._rows[l],
+                    self._n_rows[l],
+                    self._col_ptr[l],
+                    self._col_t[l],
+                )
                 in_ptr, in_idx = self._out_ptr[l], self._out_idx[l]
             else:
                 _, et, _, eb, _ = self._syn[l]
-                self._n_rows[l] = kernels.accumulate_traces(et, eb, deltas[l], self._gwt[l], self._gb[l],
-                                                            self._touched[l], self._rows[l], self._n_rows[l])
+                self._n_rows[l] = kernels.accumulate_traces(
+                    et, eb, deltas[l], self._gwt[l], self._gb[l], self._touched[l], self._rows[l], self._n_rows[l]
+                )
         self.samples_seen += 1
         self.batch_fill += 1
         self.samples_since_sleep += 1
@@ -254,8 +297,16 @@ class BioGradLearner:
     def _apply_update(self):
         scale = self.dtype.type(self.config.lr / self.batch_fill)
         for l in range(self.config.n_layers):
-            kernels.apply_update(self._wt[l], self._gwt[l], self.biases[l], self._gb[l], scale,
-                                 self._touched[l], self._rows[l], self._n_rows[l])
+            kernels.apply_update(
+                self._wt[l],
+                self._gwt[l],
+                self.biases[l],
+                self._gb[l],
+                scale,
+                self._touched[l],
+                self._rows[l],
+                self._n_rows[l],
+            )
             self._n_rows[l] = 0
         self.batch_fill = 0
         self.updates += 1
@@ -337,8 +388,10 @@ class BioGradLearner:
             "format": np.array(CHECKPOINT_FORMAT),
             "config_json": np.array(json.dumps(asdict(self.config))),
             "rng_json": np.array(json.dumps(self.rng.bit_generator.state)),
-            "counters": np.array([self.samples_seen, self.batch_fill, self.updates, self.sleeps,
-                                  self.samples_since_sleep], dtype=np.int64),
+            "counters": np.array(
+                [self.samples_seen, self.batch_fill, self.updates, self.sleeps, self.samples_since_sleep],
+                dtype=np.int64,
+            ),
         }
         for l in range(self.config.n_layers):
             out[f"W{l}"] = self._wt[l].T
@@ -369,7 +422,7 @@ class BioGradLearner:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, config: LearnerConfig | None = None) -> "BioGradLearner":
+    def load(cls, path: str | os.PathLike, config: LearnerConfig | None = None) -> BioGradLearner:
         """Restore a learner saved by :meth:`save`.
 
         With ``config`` given, the checkpoint must have the same architecture
@@ -382,19 +435,25 @@ class BioGradLearner:
         if config is not None and tuple(config.layer_sizes) != tuple(stored.layer_sizes):
             raise ConfigError(
                 f"checkpoint {path} holds a network of layer sizes {tuple(stored.layer_sizes)} "
-                f"but learner.layer_sizes = {tuple(config.layer_sizes)}")
+                f"but learner.layer_sizes = {tuple(config.layer_sizes)}"
+            )
         cfg = config if config is not None else stored
         self = cls(cfg)
         try:
             for l in range(cfg.n_layers):
-                for key, target in ((f"W{l}", self._wt[l].T), (f"b{l}", self.biases[l]),
-                                    (f"gW{l}", self._gwt[l].T), (f"gb{l}", self._gb[l])):
+                for key, target in (
+                    (f"W{l}", self._wt[l].T),
+                    (f"b{l}", self.biases[l]),
+                    (f"gW{l}", self._gwt[l].T),
+                    (f"gb{l}", self._gb[l]),
+                ):
                     _copy_checked(path, key, data, target)
             for l, b in enumerate(self.feedback):
                 _copy_checked(path, f"B{l}", data, b)
             counters = data["counters"]
-            (self.samples_seen, self.batch_fill, self.updates, self.sleeps,
-             self.samples_since_sleep) = (int(c) for c in counters)
+            (self.samples_seen, self.batch_fill, self.updates, self.sleeps, self.samples_since_sleep) = (
+                int(c) for c in counters
+            )
             self.rng.bit_generator.state = json.loads(str(data["rng_json"]))
             self._alloc_workspace()
         except KeyError as exc:
@@ -419,8 +478,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LearnerConfig, dict[str, n
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise DataFormatError(path, f"not a readable learner checkpoint (.npz): {exc}") from None
     if "format" not in data or str(data["format"]) != CHECKPOINT_FORMAT:
-        raise DataFormatError(path, f"not a {CHECKPOINT_FORMAT} checkpoint "
-                                    f"(format={data.get('format', 'missing')!s})")
+        raise DataFormatError(path, f"not a {CHECKPOINT_FORMAT} checkpoint (format={data.get('format', 'missing')!s})")
     try:
         stored = from_dict(LearnerConfig, json.loads(str(data["config_json"])), "learner.")
     except (ConfigError, json.JSONDecodeError, KeyError) as exc:
@@ -431,6 +489,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[LearnerConfig, dict[str, n
 def _copy_checked(path: Path, key: str, data: dict, target: np.ndarray) -> None:
     src = data[key]
     if src.shape != target.shape:
-        raise ConfigError(f"checkpoint {path}: array {key} has shape {src.shape}, "
-                          f"the configured network needs {target.shape}")
+        raise ConfigError(
+            f"checkpoint {path}: array {key} has shape {src.shape}, the configured network needs {target.shape}"
+        )
     target[...] = src

@@ -10,6 +10,7 @@ It computes the same numbers as the Numba engines (tests/learner check that) and
 exists to measure their speed-up in ``bench/learner.py``; it has no sleep phase,
 no checkpoints and no input checks.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,10 @@ class NumpyReferenceLearner:
         self.weights = [np.array(w, dtype=dt) for w in weights]
         self.biases = [np.array(b, dtype=dt) for b in biases]
         self.feedback = [np.array(b, dtype=dt) for b in feedback]
-        self.params = [tuple(config.layer_param(n, l) for n in ("vdecay", "vth", "grad_win", "grad_amp"))
-                       for l in range(config.n_layers)]
+        self.params = [
+            tuple(config.layer_param(n, l) for n in ("vdecay", "vth", "grad_win", "grad_amp"))
+            for l in range(config.n_layers)
+        ]
         self.grad_w = [np.zeros_like(w) for w in self.weights]
         self.grad_b = [np.zeros_like(b) for b in self.biases]
         self.batch_fill = 0

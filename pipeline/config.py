@@ -6,13 +6,15 @@ Every stage owns a frozen dataclass of its settings (``learner/config.py``,
 ``--set section.key=value`` overrides) into those dataclasses, rejecting unknown
 keys and wrong types with a :class:`ConfigError` that names the key and value.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import tomli
 
@@ -87,7 +89,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, prefix: str = "") ->
         key = prefix + unknown[0]
         raise ConfigError(
             f"unknown config key {key!r} (value {data[unknown[0]]!r}); "
-            f"valid keys in {prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(fields))}")
+            f"valid keys in {prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(fields))}"
+        )
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, prefix + name)
@@ -152,10 +155,12 @@ def _coerce(hint, value, key: str):
 
 def to_dict(config) -> dict:
     """The dataclass as a plain nested dict (TOML/JSON-ready; tuples become lists)."""
+
     def plain(v):
         if dataclasses.is_dataclass(v):
             return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
         if isinstance(v, tuple):
             return [plain(x) for x in v]
         return v
+
     return plain(config)

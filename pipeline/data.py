@@ -1,4 +1,5 @@
 """Where datasets live: ``--data PATH``, else ``$BIOGRAD_DATA``, else the user cache folder."""
+
 from __future__ import annotations
 
 import os
@@ -27,4 +28,5 @@ def find_dataset(root: Path, *names: str) -> Path:
     tried = ", ".join(str(root / n) for n in names)
     raise DataNotFoundError(
         f"dataset not found (tried {tried}). Point --data or ${ENV_VAR} at the folder holding it, "
-        f"or fetch it with `biograd data download`.")
+        f"or fetch it with `biograd data download`."
+    )

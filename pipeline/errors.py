@@ -3,6 +3,7 @@
 All derive from :class:`BioGradError` so a CLI can print them as one clear line
 instead of a traceback.
 """
+
 from __future__ import annotations
 
 

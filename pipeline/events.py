@@ -13,6 +13,7 @@ format. The sensor geometry travels beside the array as :class:`Geometry`.
 Conversions to and from the layouts of ``aedat``, ``dv-processing`` and Tonic
 live in this module and nowhere else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ def validate_events(events: np.ndarray, geometry: Geometry, source: str = "event
             i = int(bad[0])
             raise EventFormatError(
                 f"{source}: event {i} has {field}={int(events[field][i])} outside the "
-                f"{geometry.width}x{geometry.height} sensor ({bad.size} such events)")
+                f"{geometry.width}x{geometry.height} sensor ({bad.size} such events)"
+            )
     bad = np.flatnonzero(events["p"] > 1)
     if bad.size:
         i = int(bad[0])
@@ -91,13 +93,14 @@ def validate_events(events: np.ndarray, geometry: Geometry, source: str = "event
     if backwards.size:
         i = int(backwards[0]) + 1
         raise EventFormatError(
-            f"{source}: timestamps go backwards at event {i} "
-            f"({int(events['t'][i - 1])} us -> {int(events['t'][i])} us)")
+            f"{source}: timestamps go backwards at event {i} ({int(events['t'][i - 1])} us -> {int(events['t'][i])} us)"
+        )
     if events["t"][0] < 0:
         raise EventFormatError(f"{source}: negative timestamp {int(events['t'][0])} us at event 0")
 
 
 # --- aedat ---------------------------------------------------------------
+
 
 def from_aedat(packet_events: np.ndarray) -> np.ndarray:
     """Convert the ``events`` array of an ``aedat.Decoder`` packet."""
@@ -117,6 +120,7 @@ def to_aedat(events: np.ndarray) -> np.ndarray:
 
 
 # --- dv-processing -------------------------------------------------------
+
 
 def from_dv(store) -> np.ndarray:
     """Convert a ``dv_processing.EventStore`` (or anything with ``.numpy()`` in its layout)."""
@@ -139,13 +143,13 @@ def to_dv(events: np.ndarray):
 
     store = dv.EventStore()
     push = store.push_back
-    for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(),
-                          events["y"].tolist(), events["p"].tolist()):
+    for t, x, y, p in zip(events["t"].tolist(), events["x"].tolist(), events["y"].tolist(), events["p"].tolist()):
         push(t, x, y, bool(p))
     return store
 
 
 # --- Tonic ---------------------------------------------------------------
+
 
 def from_tonic(array: np.ndarray) -> np.ndarray:
     """Convert a Tonic-style structured array with fields x, y, t, p (any integer/bool types)."""

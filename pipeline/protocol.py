@@ -17,6 +17,7 @@ Nothing here unpickles: headers are ``struct``, events are ``np.frombuffer`` ove
 dtype, everything else is JSON. :func:`decode` validates every field and raises
 :class:`ProtocolError` naming the problem; receivers drop, count and log such messages.
 """
+
 from __future__ import annotations
 
 import enum
@@ -38,7 +39,7 @@ HEADER = struct.Struct("<2sBBIQHHhBHqIB64s")
 assert HEADER.size == 102
 
 #: Receiver limits: a message above them is rejected before any allocation.
-DEFAULT_MAX_EVENTS = 4_000_000          # 52 MB of events in one message
+DEFAULT_MAX_EVENTS = 4_000_000  # 52 MB of events in one message
 DEFAULT_MAX_JSON_BYTES = 1 << 20
 
 
@@ -47,20 +48,20 @@ class ProtocolError(BioGradError, ValueError):
 
 
 class MsgType(enum.IntEnum):
-    STREAM_START = 1   # JSON {"name", "kind", "pid", "flow"}: a source (re)started
-    STREAM_END = 2     # JSON {"reason", "sent", "dropped"}: the source finished cleanly
-    SAMPLE_START = 3   # sample header fields; no payload
-    EVENTS = 4         # event packet of the open sample
-    SAMPLE_END = 5     # count = events in the whole sample (completeness check)
-    SPLIT_END = 6      # one pass over a split finished; count = samples in it
-    CONTROL = 7        # JSON {"command": ..., "label"?}
-    PREDICTION = 8     # learner outputs: one JSON sink record each (docs/architecture.md)
+    STREAM_START = 1  # JSON {"name", "kind", "pid", "flow"}: a source (re)started
+    STREAM_END = 2  # JSON {"reason", "sent", "dropped"}: the source finished cleanly
+    SAMPLE_START = 3  # sample header fields; no payload
+    EVENTS = 4  # event packet of the open sample
+    SAMPLE_END = 5  # count = events in the whole sample (completeness check)
+    SPLIT_END = 6  # one pass over a split finished; count = samples in it
+    CONTROL = 7  # JSON {"command": ..., "label"?}
+    PREDICTION = 8  # learner outputs: one JSON sink record each (docs/architecture.md)
     METRICS = 9
     SLEEP = 10
     EVAL = 11
     CHECKPOINT = 12
     END = 13
-    STREAM_ACK = 14    # learner -> source on the output socket: JSON {"seq"}, the STREAM_END received
+    STREAM_ACK = 14  # learner -> source on the output socket: JSON {"seq"}, the STREAM_END received
 
 
 class Phase(enum.IntEnum):
@@ -72,11 +73,14 @@ class Phase(enum.IntEnum):
 
 CONTROL_COMMANDS = ("sleep", "checkpoint", "pause", "resume", "shutdown", "label")
 RECORD_TYPES = {
-    "prediction": MsgType.PREDICTION, "metrics": MsgType.METRICS, "sleep": MsgType.SLEEP,
-    "eval": MsgType.EVAL, "checkpoint": MsgType.CHECKPOINT, "end": MsgType.END,
+    "prediction": MsgType.PREDICTION,
+    "metrics": MsgType.METRICS,
+    "sleep": MsgType.SLEEP,
+    "eval": MsgType.EVAL,
+    "checkpoint": MsgType.CHECKPOINT,
+    "end": MsgType.END,
 }
-JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, MsgType.STREAM_ACK,
-              *RECORD_TYPES.values()}
+JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, MsgType.STREAM_ACK, *RECORD_TYPES.values()}
 SAMPLE_TYPES = {MsgType.SAMPLE_START, MsgType.EVENTS, MsgType.SAMPLE_END}
 _NO_GEOMETRY = (0, 0)
 
@@ -128,6 +132,7 @@ def _events_ok(t, x, y, p, width, height):  # pragma: no cover - compiled
 
 # --- encoding --------------------------------------------------------------
 
+
 def _header(msg_type, stream_id, seq, geometry, label, phase, epoch, index, sample_id, count) -> bytes:
     raw_id = sample_id.encode("utf-8")
     if len(raw_id) > SAMPLE_ID_BYTES:
@@ -135,16 +140,38 @@ def _header(msg_type, stream_id, seq, geometry, label, phase, epoch, index, samp
     width, height = (geometry.width, geometry.height) if geometry else _NO_GEOMETRY
     if label is not None and not 0 <= label <= 32767:
         raise ProtocolError(f"label {label!r} outside 0..32767")
-    return HEADER.pack(MAGIC, PROTOCOL_VERSION, int(msg_type), stream_id & 0xFFFFFFFF, seq,
-                       width, height, -1 if label is None else int(label), int(phase), epoch,
-                       index, count, len(raw_id), raw_id)
+    return HEADER.pack(
+        MAGIC,
+        PROTOCOL_VERSION,
+        int(msg_type),
+        stream_id & 0xFFFFFFFF,
+        seq,
+        width,
+        height,
+        -1 if label is None else int(label),
+        int(phase),
+        epoch,
+        index,
+        count,
+        len(raw_id),
+        raw_id,
+    )
 
 
 def encode(msg: Message, stream_id: int | None = None, seq: int | None = None) -> list:
     """The frames of ``msg`` (with ``stream_id``/``seq`` if given); events as a memoryview (no copy)."""
     t = MsgType(msg.type)
-    common = (t, msg.stream_id if stream_id is None else stream_id, msg.seq if seq is None else seq,
-              msg.geometry, msg.label, msg.phase, msg.epoch, msg.index, msg.sample_id)
+    common = (
+        t,
+        msg.stream_id if stream_id is None else stream_id,
+        msg.seq if seq is None else seq,
+        msg.geometry,
+        msg.label,
+        msg.phase,
+        msg.epoch,
+        msg.index,
+        msg.sample_id,
+    )
     if t == MsgType.EVENTS:
         events = msg.events
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
@@ -176,6 +203,7 @@ def control_message(command: str, label: int | None = None, stream_id: int = 0, 
 
 # --- decoding --------------------------------------------------------------
 
+
 def _check_control(payload: dict) -> None:
     command = payload.get("command")
     if command not in CONTROL_COMMANDS:
@@ -187,8 +215,13 @@ def _check_control(payload: dict) -> None:
 
 
 def _nbytes(frame) -> int:
-    return frame.nbytes if isinstance(frame, memoryview) else len(frame) if isinstance(frame, (bytes, bytearray)) \
+    return (
+        frame.nbytes
+        if isinstance(frame, memoryview)
+        else len(frame)
+        if isinstance(frame, (bytes, bytearray))
         else len(frame.buffer)
+    )
 
 
 def _buffer(frame):
@@ -198,8 +231,9 @@ def _buffer(frame):
     return frame.buffer
 
 
-def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
-           validate: bool = True) -> Message:
+def decode(
+    frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = DEFAULT_MAX_JSON_BYTES, validate: bool = True
+) -> Message:
     """Parse and validate one multipart message; :class:`ProtocolError` if it breaks a rule.
 
     Checks: frame count for the type, header size, magic, version, known type, sample-id
@@ -214,8 +248,9 @@ def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = D
     head = _buffer(frames[0])
     if _nbytes(frames[0]) != HEADER.size:
         raise ProtocolError(f"header is {_nbytes(frames[0])} bytes, expected {HEADER.size}")
-    (magic, version, raw_type, stream_id, seq, width, height, label, phase, epoch, index, count,
-     id_len, raw_id) = HEADER.unpack(head)
+    (magic, version, raw_type, stream_id, seq, width, height, label, phase, epoch, index, count, id_len, raw_id) = (
+        HEADER.unpack(head)
+    )
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {magic!r}, expected {MAGIC!r} (not a BioGrad message)")
     if version != PROTOCOL_VERSION:
@@ -253,8 +288,9 @@ def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = D
             raise ProtocolError(f"EVENTS of {count} events exceeds the limit of {max_events}")
         size = _nbytes(frames[1])
         if size != count * EVENT_DTYPE.itemsize:
-            raise ProtocolError(f"EVENTS payload is {size} bytes, header says {count} events "
-                                f"= {count * EVENT_DTYPE.itemsize} bytes")
+            raise ProtocolError(
+                f"EVENTS payload is {size} bytes, header says {count} events = {count * EVENT_DTYPE.itemsize} bytes"
+            )
         events = np.frombuffer(_buffer(frames[1]), dtype=EVENT_DTYPE)
         if validate and not _events_ok(events["t"], events["x"], events["y"], events["p"], width, height):
             try:  # the slow check only to name the first bad event
@@ -279,6 +315,17 @@ def decode(frames, max_events: int = DEFAULT_MAX_EVENTS, max_json_bytes: int = D
         elif msg_type in RECORD_TYPES.values():
             if RECORD_TYPES.get(payload.get("type")) != msg_type:
                 raise ProtocolError(f"{msg_type.name} message carries a record of type {payload.get('type')!r}")
-    return Message(msg_type, stream_id=stream_id, seq=seq, geometry=geometry,
-                   label=None if label < 0 else label, phase=phase, epoch=epoch, index=index,
-                   sample_id=sample_id, count=count, events=events, payload=payload)
+    return Message(
+        msg_type,
+        stream_id=stream_id,
+        seq=seq,
+        geometry=geometry,
+        label=None if label < 0 else label,
+        phase=phase,
+        epoch=epoch,
+        index=index,
+        sample_id=sample_id,
+        count=count,
+        events=events,
+        payload=payload,
+    )

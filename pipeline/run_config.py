@@ -1,4 +1,5 @@
 """The whole run's configuration: one section per stage, with dataset presets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -18,23 +19,23 @@ class PipelineConfig:
     """How stages talk: transport addresses and flow control (see docs/protocol.md)."""
 
     transport: Literal["inproc", "ipc", "tcp"] = "inproc"
-    bind_host: str = "127.0.0.1"    # anything but loopback needs CURVE keys
-    port: int = 5555                # tcp: input = port, control = port + 1, output = port + 2
-    ipc_dir: str = ""               # ipc socket folder; "" = the system temp folder
-    input: str = ""                 # explicit addresses override the three derived ones
+    bind_host: str = "127.0.0.1"  # anything but loopback needs CURVE keys
+    port: int = 5555  # tcp: input = port, control = port + 1, output = port + 2
+    ipc_dir: str = ""  # ipc socket folder; "" = the system temp folder
+    input: str = ""  # explicit addresses override the three derived ones
     control: str = ""
     output: str = ""
     flow: Literal["auto", "block", "drop"] = "auto"  # auto: replay blocks, live drops oldest
-    hwm: int = 1000                 # ZeroMQ high-water mark, messages per socket
-    queue: int = 64                 # drop mode: samples a source holds before dropping the oldest
-    packet_events: int = 0          # split a sample into packets of at most this many events; 0 = one
-    keys: str = ""                  # CURVE key folder from `biograd keys DIR`; "" = no encryption
-    max_events: int = 4_000_000     # larger EVENTS messages are rejected as invalid
-    metrics_every: int = 100        # samples between metrics records
-    bin_us: int = 0                 # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
-    progress: bool = True           # tqdm progress bar in replay
-    evaluate: bool = True           # replay: the test split after every epoch (eval record)
-    wait_for_sinks: int = 0         # sinks that must subscribe to the output before learning starts
+    hwm: int = 1000  # ZeroMQ high-water mark, messages per socket
+    queue: int = 64  # drop mode: samples a source holds before dropping the oldest
+    packet_events: int = 0  # split a sample into packets of at most this many events; 0 = one
+    keys: str = ""  # CURVE key folder from `biograd keys DIR`; "" = no encryption
+    max_events: int = 4_000_000  # larger EVENTS messages are rejected as invalid
+    metrics_every: int = 100  # samples between metrics records
+    bin_us: int = 0  # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
+    progress: bool = True  # tqdm progress bar in replay
+    evaluate: bool = True  # replay: the test split after every epoch (eval record)
+    wait_for_sinks: int = 0  # sinks that must subscribe to the output before learning starts
     wait_for_sinks_s: float = 60.0  # ... and how long to wait for them
 
     def __post_init__(self):
@@ -49,8 +50,12 @@ class PipelineConfig:
         require(self.wait_for_sinks_s > 0, "pipeline.wait_for_sinks_s", self.wait_for_sinks_s, "must be > 0")
         for key in ("input", "control", "output"):
             value = getattr(self, key)
-            require(value == "" or value.split("://", 1)[0] in ("inproc", "ipc", "tcp"),
-                    f"pipeline.{key}", value, "must be an inproc://, ipc:// or tcp:// address")
+            require(
+                value == "" or value.split("://", 1)[0] in ("inproc", "ipc", "tcp"),
+                f"pipeline.{key}",
+                value,
+                "must be an inproc://, ipc:// or tcp:// address",
+            )
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ def build_run_config(config_file: str | Path | None = None, overrides: list[str]
     base = replace(base, **PRESETS[preset])
     merged = {}
     from biograd.pipeline.config import to_dict
+
     defaults = to_dict(base)
     for key, value in data.items():
         if isinstance(value, dict) and isinstance(defaults.get(key), dict):

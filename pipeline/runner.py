@@ -12,6 +12,7 @@ at the end of each test pass), and on live samples trains when a label is known 
 the sample or a ``label`` control) and predicts otherwise. Ctrl-C / SIGTERM: the current
 sample finishes, a final checkpoint is written, the stage exits 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,8 @@ import zmq
 
 from biograd.pipeline.config import to_dict
 from biograd.pipeline.errors import BioGradError, ConfigError, EventFormatError
-from biograd.pipeline.events import Geometry
 from biograd.pipeline.protocol import MsgType, Phase
-from biograd.pipeline.transport import (Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints)
+from biograd.pipeline.transport import Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ N_CLASSES = 10
 
 
 # --- configuration helpers ----------------------------------------------------
+
 
 def _toml_value(value) -> str:
     if isinstance(value, bool):
@@ -85,6 +86,7 @@ class Encoder:
 
     def __init__(self, cfg):
         from biograd.learner.encoding import encode_events
+
         self._encode = encode_events
         self.n_inputs = cfg.learner.layer_sizes[0]
         self.timesteps = cfg.learner.timesteps
@@ -100,13 +102,22 @@ class Encoder:
             raise EventFormatError(
                 f"sample {sample.sample_id!r}: a {g.width}x{g.height} sensor gives {2 * g.width * g.height} "
                 f"(ON/OFF) or {g.width * g.height} inputs, the learner has {self.n_inputs} "
-                f"(learner.layer_sizes[0]); crop/down-sample the source to match")
+                f"(learner.layer_sizes[0]); crop/down-sample the source to match"
+            )
         origin = int(sample.events["t"][0]) if sample.phase == Phase.LIVE and sample.events.size else 0
-        return self._encode(sample.events, g, self.timesteps, self.bin_us, channels, t_origin=origin,
-                            source=f"sample {sample.sample_id!r}")
+        return self._encode(
+            sample.events,
+            g,
+            self.timesteps,
+            self.bin_us,
+            channels,
+            t_origin=origin,
+            source=f"sample {sample.sample_id!r}",
+        )
 
 
 # --- the learner stage ----------------------------------------------------------
+
 
 class LearnerStage:
     """Turns received samples into learning and sink records.
@@ -115,8 +126,17 @@ class LearnerStage:
     it current (``position``) so every checkpoint says where the source's seeded order is.
     """
 
-    def __init__(self, cfg, learner, sinks, checkpoints=None, publisher=None, resume_state: dict | None = None,
-                 frames: bool = False, progress: bool | None = None):
+    def __init__(
+        self,
+        cfg,
+        learner,
+        sinks,
+        checkpoints=None,
+        publisher=None,
+        resume_state: dict | None = None,
+        frames: bool = False,
+        progress: bool | None = None,
+    ):
         self.cfg = cfg
         self.learner = learner
         self.sinks = sinks
@@ -133,7 +153,7 @@ class LearnerStage:
         self.processed = 0
         self.events = 0
         self._t0 = time.monotonic()
-        self._phase_stats: dict[tuple[str, int], list] = {}   # (phase, epoch) -> [correct, labelled, loss_sum, n]
+        self._phase_stats: dict[tuple[str, int], list] = {}  # (phase, epoch) -> [correct, labelled, loss_sum, n]
         self._confusion: dict[int, np.ndarray] = {}
         self._since_metrics = 0
         self._metrics_t = time.monotonic()
@@ -151,15 +171,20 @@ class LearnerStage:
 
     def _counters(self) -> dict:
         c = self.receiver.counters if self.receiver else None
-        return {"dropped": c.dropped if c else 0, "invalid": (c.invalid if c else 0) + self.invalid_samples,
-                "gaps": c.gaps if c else 0}
+        return {
+            "dropped": c.dropped if c else 0,
+            "invalid": (c.invalid if c else 0) + self.invalid_samples,
+            "gaps": c.gaps if c else 0,
+        }
 
     # --- progress bar ---------------------------------------------------------
     def _bar(self):
         if self._pbar is None and self._progress is not False:
             from tqdm import tqdm
-            self._pbar = tqdm(unit="sample", dynamic_ncols=True, disable=None if self._progress is None else False,
-                              file=sys.stderr)
+
+            self._pbar = tqdm(
+                unit="sample", dynamic_ncols=True, disable=None if self._progress is None else False, file=sys.stderr
+            )
         return self._pbar
 
     def _update_bar(self, phase: str, epoch: int) -> None:
@@ -171,8 +196,10 @@ class LearnerStage:
             correct, labelled = self._phase_stats.get((phase, epoch), [0, 0, 0.0, 0])[:2]
             elapsed = max(time.monotonic() - self._t0, 1e-9)
             bar.set_description(f"{phase} e{epoch}", refresh=False)
-            bar.set_postfix({"ev/s": f"{self.events / elapsed:,.0f}",
-                             "acc": f"{correct / labelled:.3f}" if labelled else "-"}, refresh=False)
+            bar.set_postfix(
+                {"ev/s": f"{self.events / elapsed:,.0f}", "acc": f"{correct / labelled:.3f}" if labelled else "-"},
+                refresh=False,
+            )
 
     # --- items ------------------------------------------------------------------
     def process(self, item) -> None:
@@ -190,8 +217,12 @@ class LearnerStage:
             if bar is not None and isinstance(total, int) and total > 0:
                 bar.total = (bar.total or 0) + total
                 bar.refresh()
-            log.info("source %r connected (stream %08x, %s)", item.payload.get("name"), item.stream_id,
-                     item.payload.get("kind"))
+            log.info(
+                "source %r connected (stream %08x, %s)",
+                item.payload.get("name"),
+                item.stream_id,
+                item.payload.get("kind"),
+            )
         elif t == MsgType.STREAM_END:
             log.info("stream %08x ended: %s", item.stream_id, item.payload)
             if self.publisher is not None:
@@ -215,9 +246,15 @@ class LearnerStage:
             self.pending_label = int(payload["label"])
 
     def _sleep_record(self, alignment) -> None:
-        self.emit({"type": "sleep", "samples": int(self.learner.samples_seen),
-                   "angle_deg": [float(a) for a, _ in alignment],
-                   "norm_ratio": [float(r) for _, r in alignment], "time": time.time()})
+        self.emit(
+            {
+                "type": "sleep",
+                "samples": int(self.learner.samples_seen),
+                "angle_deg": [float(a) for a, _ in alignment],
+                "norm_ratio": [float(r) for _, r in alignment],
+                "time": time.time(),
+            }
+        )
 
     def _sample(self, sample: WireSample) -> None:
         try:
@@ -265,12 +302,22 @@ class LearnerStage:
         self.events += int(sample.events.shape[0])
         self._metrics_events += int(sample.events.shape[0])
         self._last_phase = phase
-        record = {"type": "prediction", "sample_id": sample.sample_id, "index": int(sample.index),
-                  "phase": phase, "epoch": int(sample.epoch), "predicted": predicted, "label": label,
-                  "correct": correct, "counts": [int(c) for c in counts],
-                  "events": int(sample.events.shape[0]), "time": time.time()}
+        record = {
+            "type": "prediction",
+            "sample_id": sample.sample_id,
+            "index": int(sample.index),
+            "phase": phase,
+            "epoch": int(sample.epoch),
+            "predicted": predicted,
+            "label": label,
+            "correct": correct,
+            "counts": [int(c) for c in counts],
+            "events": int(sample.events.shape[0]),
+            "time": time.time(),
+        }
         if self.frames and time.monotonic() - self._last_frame >= self.cfg.sinks.frame_interval_s:
             from biograd.sinks.records import event_frame
+
             self._last_frame = time.monotonic()
             record["frame"] = event_frame(sample.events, sample.geometry.width, sample.geometry.height)
         self.emit(record)
@@ -282,8 +329,14 @@ class LearnerStage:
         if train and self.checkpoints is not None:
             path = self.checkpoints.maybe_save(self.learner, self.extra_state())
             if path is not None:
-                self.emit({"type": "checkpoint", "path": str(path), "samples": int(self.learner.samples_seen),
-                           "time": time.time()})
+                self.emit(
+                    {
+                        "type": "checkpoint",
+                        "path": str(path),
+                        "samples": int(self.learner.samples_seen),
+                        "time": time.time(),
+                    }
+                )
         self._update_bar(phase, sample.epoch)
 
     def metrics(self, phase: str | None = None, epoch: int = 0) -> None:
@@ -291,12 +344,22 @@ class LearnerStage:
         now = time.monotonic()
         dt = max(now - self._metrics_t, 1e-9)
         correct, labelled, loss_sum, n_loss = self._phase_stats.get((phase, epoch), [0, 0, 0.0, 0])
-        self.emit({"type": "metrics", "samples": int(self.learner.samples_seen), "processed": self.processed,
-                   "phase": phase, "epoch": epoch,
-                   "accuracy_running": correct / labelled if labelled else None,
-                   "loss": loss_sum / n_loss if n_loss else None,
-                   "events_per_s": self._metrics_events / dt, "samples_per_s": self._since_metrics / dt,
-                   **self._counters(), "sleeps": int(self.learner.sleeps), "time": time.time()})
+        self.emit(
+            {
+                "type": "metrics",
+                "samples": int(self.learner.samples_seen),
+                "processed": self.processed,
+                "phase": phase,
+                "epoch": epoch,
+                "accuracy_running": correct / labelled if labelled else None,
+                "loss": loss_sum / n_loss if n_loss else None,
+                "events_per_s": self._metrics_events / dt,
+                "samples_per_s": self._since_metrics / dt,
+                **self._counters(),
+                "sleeps": int(self.learner.sleeps),
+                "time": time.time(),
+            }
+        )
         self._since_metrics = 0
         self._metrics_events = 0
         self._metrics_t = now
@@ -312,9 +375,17 @@ class LearnerStage:
         elif phase == Phase.TEST:
             conf = self._confusion.pop(epoch, np.zeros((N_CLASSES, N_CLASSES), np.int64))
             total = int(conf.sum())
-            self.emit({"type": "eval", "split": "test", "epoch": epoch, "samples": total,
-                       "accuracy": float(np.trace(conf) / total) if total else None,
-                       "confusion": conf.tolist(), "time": time.time()})
+            self.emit(
+                {
+                    "type": "eval",
+                    "split": "test",
+                    "epoch": epoch,
+                    "samples": total,
+                    "accuracy": float(np.trace(conf) / total) if total else None,
+                    "confusion": conf.tolist(),
+                    "time": time.time(),
+                }
+            )
             self.position = {"epoch": epoch + 1, "next_index": 0, "train_done": False}
             if total:
                 log.info("epoch %d: test accuracy %.4f on %d samples", epoch, np.trace(conf) / total, total)
@@ -328,15 +399,23 @@ class LearnerStage:
         if final:
             path = self.checkpoints.save_final(self.learner, self.extra_state())
         else:
-            path = self.checkpoints._save(self.learner, self.extra_state(), final=False) if forced else \
-                self.checkpoints.maybe_save(self.learner, self.extra_state())
+            path = (
+                self.checkpoints._save(self.learner, self.extra_state(), final=False)
+                if forced
+                else self.checkpoints.maybe_save(self.learner, self.extra_state())
+            )
         if path is not None:
-            self.emit({"type": "checkpoint", "path": str(path), "samples": int(self.learner.samples_seen),
-                       "time": time.time()})
+            self.emit(
+                {
+                    "type": "checkpoint",
+                    "path": str(path),
+                    "samples": int(self.learner.samples_seen),
+                    "time": time.time(),
+                }
+            )
         return path
 
-    def run(self, receiver: Receiver, stop: threading.Event, exit_on_end: bool = True,
-            alive=lambda: True) -> str:
+    def run(self, receiver: Receiver, stop: threading.Event, exit_on_end: bool = True, alive=lambda: True) -> str:
         """Receive and process until a stop reason; returns it.
 
         Reasons: ``"end"`` (every source that started has ended), ``"shutdown"`` (control),
@@ -345,7 +424,7 @@ class LearnerStage:
         """
         self.receiver = receiver
         seen_end = False
-        pending: list = []   # received but not processed: held while paused (controls still run)
+        pending: list = []  # received but not processed: held while paused (controls still run)
         while True:
             if stop.is_set():
                 return "signal"
@@ -361,7 +440,7 @@ class LearnerStage:
                     i += 1
                     continue
                 del pending[i]
-                self.process(item)   # the sample in hand is finished before any stop
+                self.process(item)  # the sample in hand is finished before any stop
                 if not isinstance(item, WireSample) and item.type == MsgType.STREAM_END:
                     seen_end = True
             if pending:
@@ -378,12 +457,22 @@ class LearnerStage:
         if self._since_metrics:
             self.metrics()
         path = self.checkpoint(final=True)
-        self.emit({"type": "end", "reason": reason, "samples": int(self.learner.samples_seen),
-                   "processed": self.processed, "events": self.events, **self._counters(),
-                   "checkpoint": str(path) if path else None, "time": time.time()})
+        self.emit(
+            {
+                "type": "end",
+                "reason": reason,
+                "samples": int(self.learner.samples_seen),
+                "processed": self.processed,
+                "events": self.events,
+                **self._counters(),
+                "checkpoint": str(path) if path else None,
+                "time": time.time(),
+            }
+        )
 
 
 # --- sinks ----------------------------------------------------------------------
+
 
 def build_sinks(cfg, append: bool = False):
     """The run's in-process sinks from ``[sinks]``: metrics log, predictions, dashboard."""
@@ -400,6 +489,7 @@ def build_sinks(cfg, append: bool = False):
         out.add(PredictionWriter(s.predictions_file))
     if s.dashboard:
         from biograd.sinks.dashboard import Dashboard
+
         dash = Dashboard(port=s.dashboard_port)
         print(f"dashboard: {dash.url}", file=sys.stderr)
         out.add(dash)
@@ -409,18 +499,23 @@ def build_sinks(cfg, append: bool = False):
 def make_learner(cfg, resume: str | None):
     """A new learner, or the one in checkpoint ``resume`` with its extra state."""
     from biograd.learner.network import BioGradLearner
+
     if not resume:
         return BioGradLearner(cfg.learner), None
     from biograd.sinks.checkpoints import load_checkpoint
+
     ckpt = load_checkpoint(resume)
     if tuple(ckpt.learner.config.layer_sizes) != tuple(cfg.learner.layer_sizes):
-        raise ConfigError(f"checkpoint {ckpt.path} has layer sizes {ckpt.learner.config.layer_sizes}, "
-                          f"the config asks for {cfg.learner.layer_sizes}")
+        raise ConfigError(
+            f"checkpoint {ckpt.path} has layer sizes {ckpt.learner.config.layer_sizes}, "
+            f"the config asks for {cfg.learner.layer_sizes}"
+        )
     log.info("resuming from %s (%d samples)", ckpt.path, ckpt.samples)
     return ckpt.learner, ckpt.extra_state
 
 
 # --- the source stage -----------------------------------------------------------
+
 
 def _split_config(cfg, split: str):
     src = cfg.source
@@ -430,6 +525,7 @@ def _split_config(cfg, split: str):
 def open_split(cfg, data_root, split: str):
     """The dataset of ``split`` (``sources.open_source``); test splits are never shuffled."""
     from biograd.sources import open_source
+
     dataset = open_source(_split_config(cfg, split), data_root)
     if not hasattr(dataset, "iter_epoch"):
         raise ConfigError(f"source.kind = {cfg.source.kind!r} is a stream, not a dataset: use `biograd live`")
@@ -466,9 +562,18 @@ class Pacer:
             self._due += (int(events["t"][-1]) - int(events["t"][0])) / 1e6 / self.speed
 
 
-def run_replay_source(cfg, data_root, address: str, stop: threading.Event, position: dict | None = None,
-                      ctx: zmq.Context | None = None, name: str = "replay", keys: str = "",
-                      epochs: int | None = None, ack_address: str | None = None) -> int:
+def run_replay_source(
+    cfg,
+    data_root,
+    address: str,
+    stop: threading.Event,
+    position: dict | None = None,
+    ctx: zmq.Context | None = None,
+    name: str = "replay",
+    keys: str = "",
+    epochs: int | None = None,
+    ack_address: str | None = None,
+) -> int:
     """Send every epoch (train split, then test split) from ``position`` on; returns samples sent."""
     epochs = epochs or cfg.source.epochs
     if position is None:
@@ -485,9 +590,20 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
         if not (e == start_epoch and position.get("train_done")):
             total += train_len - (int(position["next_index"]) if e == start_epoch else 0)
         total += test_len
-    sender = Sender(address, ctx, flow=flow_mode(cfg, live=False), hwm=p.hwm, queue=p.queue, keys=keys,
-                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop, total=total,
-                    ack_address=ack_address)
+    sender = Sender(
+        address,
+        ctx,
+        flow=flow_mode(cfg, live=False),
+        hwm=p.hwm,
+        queue=p.queue,
+        keys=keys,
+        name=name,
+        kind=cfg.source.kind,
+        packet_events=p.packet_events,
+        stop=stop,
+        total=total,
+        ack_address=ack_address,
+    )
     sent = 0
     pacer = Pacer(cfg.source.speed, stop)
 
@@ -499,8 +615,7 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
             pacer.wait(sample.events)
             if stop.is_set():
                 return False
-            sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
-                               phase, epoch, index)
+            sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, phase, epoch, index)
             n += 1
         sender.split_end(phase, epoch, n)
         sent += n
@@ -521,23 +636,43 @@ def run_replay_source(cfg, data_root, address: str, stop: threading.Event, posit
         sender.close("stopped" if stop.is_set() else "done")
 
 
-def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zmq.Context | None = None,
-                    name: str = "live", keys: str = "", window=None, ack_address: str | None = None) -> int:
+def run_live_source(
+    cfg,
+    data_root,
+    address: str,
+    stop: threading.Event,
+    ctx: zmq.Context | None = None,
+    name: str = "live",
+    keys: str = "",
+    window=None,
+    ack_address: str | None = None,
+) -> int:
     """Packets from a camera / DV stream / recording, cut into windows, sent as live samples."""
     from biograd.sources import open_source
+
     p = cfg.pipeline
     stream = open_source(cfg.source, data_root)
     windower = window if window is not None else _make_windower(cfg, stream)
-    sender = Sender(address, ctx, flow=flow_mode(cfg, live=True), hwm=p.hwm, queue=p.queue, keys=keys,
-                    name=name, kind=cfg.source.kind, packet_events=p.packet_events, stop=stop,
-                    ack_address=ack_address)
+    sender = Sender(
+        address,
+        ctx,
+        flow=flow_mode(cfg, live=True),
+        hwm=p.hwm,
+        queue=p.queue,
+        keys=keys,
+        name=name,
+        kind=cfg.source.kind,
+        packet_events=p.packet_events,
+        stop=stop,
+        ack_address=ack_address,
+    )
     sent = 0
     try:
+
         def send(samples):
             nonlocal sent
             for sample in samples:
-                sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events,
-                                   Phase.LIVE, 0, sent)
+                sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, Phase.LIVE, 0, sent)
                 sent += 1
 
         for packet in stream:
@@ -545,7 +680,7 @@ def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zm
                 break
             send(windower.push(packet))
         else:
-            send(windower.flush())          # a recording ended: its last, partial window too
+            send(windower.flush())  # a recording ended: its last, partial window too
         return sent
     except InterruptedError:
         return sent
@@ -559,10 +694,12 @@ def run_live_source(cfg, data_root, address: str, stop: threading.Event, ctx: zm
 
 def _make_windower(cfg, stream):
     from biograd.sources import make_windower
+
     return make_windower(cfg.source, stream)
 
 
 # --- whole runs -----------------------------------------------------------------
+
 
 def install_signal_handlers(stop: threading.Event):
     """Ctrl-C and SIGTERM set ``stop``; a second Ctrl-C interrupts at once."""
@@ -592,14 +729,22 @@ def _prepare_run_dir(cfg, resume: bool) -> Path:
     return run_dir
 
 
-def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.Event | None = None,
-                start_source=None, exit_on_end: bool = True, live: bool = False) -> dict:
+def run_learner(
+    cfg,
+    data_root=None,
+    resume: str | None = None,
+    stop: threading.Event | None = None,
+    start_source=None,
+    exit_on_end: bool = True,
+    live: bool = False,
+) -> dict:
     """Bind the learner's sockets, optionally start a source, learn until the end; a summary dict.
 
     ``start_source(input_address, output_address, ctx, stop, position)`` starts the source
     stage (thread or process) and returns an ``alive()`` callable and a ``join()`` callable.
     """
     from biograd.sinks.checkpoints import CheckpointManager
+
     stop = stop or threading.Event()
     learner, extra = make_learner(cfg, resume)
     position = (extra or {}).get("position")
@@ -608,16 +753,22 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
     ep = endpoints(p, name=f"biograd-{os.getpid()}" if p.transport != "tcp" else "biograd")
     ctx = zmq.Context()
     sinks = build_sinks(cfg, append=bool(resume))
-    checkpoints = CheckpointManager(run_dir, cfg.sinks.checkpoint_every, cfg.sinks.checkpoint_minutes,
-                                    cfg.sinks.keep_checkpoints, start_samples=int(learner.samples_seen))
+    checkpoints = CheckpointManager(
+        run_dir,
+        cfg.sinks.checkpoint_every,
+        cfg.sinks.checkpoint_minutes,
+        cfg.sinks.keep_checkpoints,
+        start_samples=int(learner.samples_seen),
+    )
     receiver = publisher = None
     join = None
     reason = None
     try:
         receiver = Receiver(ep.input, ep.control, ctx, hwm=p.hwm, keys=p.keys, max_events=p.max_events)
         publisher = RecordPublisher(ep.output, ctx, keys=p.keys)
-        stage = LearnerStage(cfg, learner, sinks, checkpoints, publisher, resume_state=position,
-                             frames=cfg.sinks.dashboard)
+        stage = LearnerStage(
+            cfg, learner, sinks, checkpoints, publisher, resume_state=position, frames=cfg.sinks.dashboard
+        )
         log.info("learner listening: input %s, control %s, output %s", ep.input, ep.control, ep.output)
         if p.wait_for_sinks:
             log.info("waiting for %d sink(s) to subscribe to %s", p.wait_for_sinks, ep.output)
@@ -628,9 +779,15 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
         reason = stage.run(receiver, stop, exit_on_end=exit_on_end, alive=alive)
         stop.set()  # tells an in-process source to stop too
         stage.finish(reason)
-        summary = {"reason": reason, "run_dir": str(run_dir), "samples": int(learner.samples_seen),
-                   "processed": stage.processed, "events": stage.events, **stage._counters(),
-                   "learner": learner}
+        summary = {
+            "reason": reason,
+            "run_dir": str(run_dir),
+            "samples": int(learner.samples_seen),
+            "processed": stage.processed,
+            "events": stage.events,
+            **stage._counters(),
+            "learner": learner,
+        }
     finally:
         stop.set()
         if join is not None:
@@ -640,12 +797,14 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
                 closable.close()
         sinks.close()
         from biograd.pipeline.security import stop_authenticator
+
         stop_authenticator(ctx)
         # Closes anything left open (after an error); a second for the output's last records.
         ctx.destroy(linger=1000)
     if cfg.sinks.plots:
         try:
             from biograd.sinks.plots import make_plots
+
             made, _ = make_plots(run_dir)
             log.info("plots: %s", ", ".join(str(v) for v in made.values()))
         except BioGradError as exc:
@@ -655,6 +814,7 @@ def run_learner(cfg, data_root=None, resume: str | None = None, stop: threading.
 
 def thread_source(target):
     """A ``start_source`` running ``target(address, output, ctx, stop, position)`` in a thread."""
+
     def start(address, output, ctx, stop, position):
         errors = []
 
@@ -672,12 +832,15 @@ def thread_source(target):
             thread.join(timeout=10)
             if errors:
                 raise errors[0]
+
         return thread.is_alive, join
+
     return start
 
 
 def process_source(argv: list[str], env: dict | None = None):
     """A ``start_source`` running ``biograd source …`` as a child process."""
+
     def start(address, output, ctx, stop, position):
         args = [sys.executable, "-m", "biograd.pipeline.cli", "source", "--connect", address, "--ack", output, *argv]
         if position:
@@ -699,18 +862,24 @@ def process_source(argv: list[str], env: dict | None = None):
                 proc.wait()
             if proc.returncode not in (0, -signal.SIGTERM):
                 raise BioGradError(f"source process exited with status {proc.returncode}")
+
         return (lambda: proc.poll() is None), join
+
     return start
 
 
-def replay(cfg, data_root, resume: str | None = None, stop: threading.Event | None = None,
-           epochs: int | None = None) -> dict:
+def replay(
+    cfg, data_root, resume: str | None = None, stop: threading.Event | None = None, epochs: int | None = None
+) -> dict:
     """Dataset → learner → sinks: per epoch the train split then the test split (eval record)."""
     if epochs:
         cfg = replace(cfg, source=replace(cfg.source, epochs=epochs))
     if cfg.pipeline.transport == "inproc":
-        start = thread_source(lambda address, output, ctx, stop_, position: run_replay_source(
-            cfg, data_root, address, stop_, position, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output))
+        start = thread_source(
+            lambda address, output, ctx, stop_, position: run_replay_source(
+                cfg, data_root, address, stop_, position, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output
+            )
+        )
     else:
         config_file = Path(cfg.sinks.run_dir) / "config.toml"
         start = process_source(["--config", str(config_file), "--data", str(data_root)])
@@ -719,8 +888,11 @@ def replay(cfg, data_root, resume: str | None = None, stop: threading.Event | No
 
 def live(cfg, data_root, resume: str | None = None, stop: threading.Event | None = None) -> dict:
     """Camera / DV network stream / recording → learner → sinks, in real time (drop oldest)."""
-    start = thread_source(lambda address, output, ctx, stop_, position: run_live_source(
-        cfg, data_root, address, stop_, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output))
+    start = thread_source(
+        lambda address, output, ctx, stop_, position: run_live_source(
+            cfg, data_root, address, stop_, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output
+        )
+    )
     return run_learner(cfg, data_root, resume, stop, start, live=True)
 
 
@@ -736,6 +908,13 @@ def evaluate(cfg, data_root, checkpoint: str) -> dict:
         if sample.label is not None:
             conf[sample.label, int(predicted)] += 1
     total = int(conf.sum())
-    return {"type": "eval", "split": "test", "epoch": (extra or {}).get("position", {}).get("epoch"),
-            "samples": total, "accuracy": float(np.trace(conf) / total) if total else None,
-            "confusion": conf.tolist(), "checkpoint": str(checkpoint), "time": time.time()}
+    return {
+        "type": "eval",
+        "split": "test",
+        "epoch": (extra or {}).get("position", {}).get("epoch"),
+        "samples": total,
+        "accuracy": float(np.trace(conf) / total) if total else None,
+        "confusion": conf.tolist(),
+        "checkpoint": str(checkpoint),
+        "time": time.time(),
+    }

@@ -14,6 +14,7 @@ Copy the folder to each host (the client host needs ``server.key`` and the clien
 ZAP handler (:class:`zmq.auth.thread.ThreadAuthenticator`) and none of its messages
 reach the stage.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -52,9 +53,13 @@ def generate_keys(directory: str | os.PathLike, force: bool = False) -> dict[str
     authorized = directory / AUTHORIZED
     authorized.mkdir(exist_ok=True)
     shutil.copy(client_public, authorized / "client.key")
-    return {"server_public": Path(server_public), "server_secret": Path(server_secret),
-            "client_public": Path(client_public), "client_secret": Path(client_secret),
-            "authorized": authorized}
+    return {
+        "server_public": Path(server_public),
+        "server_secret": Path(server_secret),
+        "client_public": Path(client_public),
+        "client_secret": Path(client_secret),
+        "authorized": authorized,
+    }
 
 
 def is_loopback(address: str) -> bool:
@@ -78,7 +83,8 @@ def check_bind(address: str, keys: str | os.PathLike | None) -> None:
     if not is_loopback(address) and not keys:
         raise ConfigError(
             f"refusing to bind {address} without encryption: binding outside 127.0.0.1 needs "
-            f"CURVE keys (create them with `biograd keys DIR`, then --set pipeline.keys=DIR)")
+            f"CURVE keys (create them with `biograd keys DIR`, then --set pipeline.keys=DIR)"
+        )
 
 
 def _load(directory: Path, name: str) -> tuple[bytes, bytes]:

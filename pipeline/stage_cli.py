@@ -1,4 +1,5 @@
 """``biograd replay | live | eval | source | learner | control | keys``: the runner's commands."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,23 +32,29 @@ def _config(args):
 
 def _data_root(args):
     from biograd.pipeline.data import data_root
+
     return data_root(args.data)
 
 
 def _print_summary(summary: dict) -> None:
     counters = ", ".join(f"{k} {summary[k]}" for k in ("dropped", "invalid", "gaps"))
-    print(f"run dir: {summary['run_dir']}  ({summary['processed']} samples processed, "
-          f"{summary['samples']} trained in total; {counters}; stopped by {summary['reason']})")
+    print(
+        f"run dir: {summary['run_dir']}  ({summary['processed']} samples processed, "
+        f"{summary['samples']} trained in total; {counters}; stopped by {summary['reason']})"
+    )
 
 
 def cmd_replay(args) -> int:
     from biograd.pipeline.runner import replay
+
     # Any --config/--set means the configuration decides; none at all is the `make run` demo.
     demo = not args.config and not args.overrides
     if demo:
         args.overrides = list(DEMO_OVERRIDES)
-        print(f"demo settings (give --config or --set to choose your own): {' '.join(DEMO_OVERRIDES)}, "
-              f"epochs={args.epochs or DEFAULT_REPLAY_EPOCHS}")
+        print(
+            f"demo settings (give --config or --set to choose your own): {' '.join(DEMO_OVERRIDES)}, "
+            f"epochs={args.epochs or DEFAULT_REPLAY_EPOCHS}"
+        )
     cfg = _config(args)
     epochs = args.epochs or (DEFAULT_REPLAY_EPOCHS if demo else None)
     print(f"run dir: {cfg.sinks.run_dir}")
@@ -58,10 +65,13 @@ def cmd_replay(args) -> int:
 
 def cmd_live(args) -> int:
     from biograd.pipeline.runner import live
+
     cfg = _config(args)
     if cfg.source.kind not in LIVE_KINDS:
-        raise ConfigError(f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
-                          f"(use `biograd replay` for datasets)")
+        raise ConfigError(
+            f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
+            f"(use `biograd replay` for datasets)"
+        )
     print(f"run dir: {cfg.sinks.run_dir}")
     summary = live(cfg, _data_root(args), resume=args.resume, stop=_stop_on_signals())
     _print_summary(summary)
@@ -70,9 +80,13 @@ def cmd_live(args) -> int:
 
 def cmd_eval(args) -> int:
     from biograd.pipeline.runner import evaluate
+
     record = evaluate(_config(args), _data_root(args), args.checkpoint)
-    print(f"test accuracy {record['accuracy']:.4f} on {record['samples']} samples"
-          if record["accuracy"] is not None else "no labelled test samples")
+    print(
+        f"test accuracy {record['accuracy']:.4f} on {record['samples']} samples"
+        if record["accuracy"] is not None
+        else "no labelled test samples"
+    )
     if args.json:
         print(json.dumps(record))
     return 0
@@ -80,6 +94,7 @@ def cmd_eval(args) -> int:
 
 def cmd_learner(args) -> int:
     from biograd.pipeline.runner import run_learner
+
     cfg = _config(args)
     p = cfg.pipeline
     p = replace(p, input=args.bind or p.input, control=args.control or p.control, output=args.output or p.output)
@@ -93,10 +108,12 @@ def cmd_learner(args) -> int:
 def cmd_source(args) -> int:
     from biograd.pipeline.runner import run_live_source, run_replay_source
     from biograd.pipeline.transport import ack_address_for, connect_address, endpoints
+
     cfg = _config(args)
     p = cfg.pipeline
-    address = args.connect or connect_address(endpoints(replace(p, transport=p.transport if p.transport != "inproc"
-                                                                else "tcp")).input)
+    address = args.connect or connect_address(
+        endpoints(replace(p, transport=p.transport if p.transport != "inproc" else "tcp")).input
+    )
     ack = args.ack
     if ack is None:
         try:
@@ -106,22 +123,25 @@ def cmd_source(args) -> int:
     stop = _stop_on_signals()
     live = args.live or cfg.source.kind in ("camera", "dvstream")
     if live:
-        sent = run_live_source(cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys,
-                               ack_address=ack)
+        sent = run_live_source(
+            cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys, ack_address=ack
+        )
     else:
         position = json.loads(args.position) if args.position else None
         if position is None and args.skip:
             position = {"epoch": args.start_epoch, "next_index": args.skip, "train_done": False}
         elif position is None and args.start_epoch:
             position = {"epoch": args.start_epoch, "next_index": 0, "train_done": False}
-        sent = run_replay_source(cfg, _data_root(args), address, stop, position, name=args.name or "replay",
-                                 keys=p.keys, ack_address=ack)
+        sent = run_replay_source(
+            cfg, _data_root(args), address, stop, position, name=args.name or "replay", keys=p.keys, ack_address=ack
+        )
     log.info("source: %d samples sent to %s", sent, address)
     return 0
 
 
 def cmd_control(args) -> int:
     from biograd.pipeline.transport import send_control
+
     if args.command_name == "label" and args.label is None:
         raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
     send_control(args.connect, args.command_name, args.label, keys=args.keys or "")
@@ -130,27 +150,38 @@ def cmd_control(args) -> int:
 
 def cmd_keys(args) -> int:
     from biograd.pipeline.security import generate_keys
+
     paths = generate_keys(args.dir, force=args.force)
-    print(f"CURVE keys in {args.dir}: server.key(+_secret) for the binding learner, client.key(+_secret) "
-          f"for sources/sinks; authorised clients in {paths['authorized']}. Use --set pipeline.keys={args.dir}")
+    print(
+        f"CURVE keys in {args.dir}: server.key(+_secret) for the binding learner, client.key(+_secret) "
+        f"for sources/sinks; authorised clients in {paths['authorized']}. Use --set pipeline.keys={args.dir}"
+    )
     return 0
 
 
 def _stop_on_signals() -> threading.Event:
     from biograd.pipeline.runner import install_signal_handlers
+
     stop = threading.Event()
     install_signal_handlers(stop)
     return stop
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("replay", help="dataset -> learner -> sinks (train, then test each epoch)",
-                              description="Replay a dataset through source -> ZeroMQ -> learner -> sinks. "
-                                          "Per epoch: the train split, then the test split (eval record).")
+    p = subparsers.add_parser(
+        "replay",
+        help="dataset -> learner -> sinks (train, then test each epoch)",
+        description="Replay a dataset through source -> ZeroMQ -> learner -> sinks. "
+        "Per epoch: the train split, then the test split (eval record).",
+    )
     add_config_options(p)
     p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (dir, learner.npz or run dir)")
-    p.add_argument("--epochs", type=int, help=f"epochs (default source.epochs; with no --config/--set the "
-                                              f"demo: {DEFAULT_REPLAY_EPOCHS} epochs, {' '.join(DEMO_OVERRIDES)})")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help=f"epochs (default source.epochs; with no --config/--set the "
+        f"demo: {DEFAULT_REPLAY_EPOCHS} epochs, {' '.join(DEMO_OVERRIDES)})",
+    )
     p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
     p.set_defaults(func=cmd_replay)
 
@@ -169,8 +200,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("source", help="stand-alone source stage: send samples to a learner")
     add_config_options(p)
     p.add_argument("--connect", metavar="ADDR", help="learner input address (default from [pipeline])")
-    p.add_argument("--ack", metavar="ADDR", help="learner output address that confirms the end of the stream "
-                                                 "(default: derived from --connect: tcp port + 2, ipc ...-output)")
+    p.add_argument(
+        "--ack",
+        metavar="ADDR",
+        help="learner output address that confirms the end of the stream "
+        "(default: derived from --connect: tcp port + 2, ipc ...-output)",
+    )
     p.add_argument("--name", help="source name; a restarted source with the same name replaces the old stream")
     p.add_argument("--live", action="store_true", help="window a packet stream (default for camera/dvstream)")
     p.add_argument("--start-epoch", type=int, default=0)
@@ -190,8 +225,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_learner)
 
     p = subparsers.add_parser("control", help="send a control message to a learner")
-    p.add_argument("command_name", metavar="COMMAND", choices=("sleep", "checkpoint", "pause", "resume",
-                                                               "shutdown", "label"))
+    p.add_argument(
+        "command_name", metavar="COMMAND", choices=("sleep", "checkpoint", "pause", "resume", "shutdown", "label")
+    )
     p.add_argument("label", nargs="?", type=int, help="for `label`: the digit of the next live window")
     p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control (or input) address")
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")

@@ -11,6 +11,7 @@ high-water mark fills and a *blocking* source waits (replay). A *drop* source (l
 keeps at most ``queue`` whole samples of its own and drops the oldest, and since sequence
 numbers are assigned before that queue, every drop shows up as a gap at the receiver.
 """
+
 from __future__ import annotations
 
 import collections
@@ -62,7 +63,7 @@ def connect_address(address: str) -> str:
     """The address a peer connects to for a bound ``address`` (a wildcard host becomes loopback)."""
     for wildcard in ("tcp://*:", "tcp://0.0.0.0:"):
         if address.startswith(wildcard):
-            return "tcp://127.0.0.1:" + address[len(wildcard):]
+            return "tcp://127.0.0.1:" + address[len(wildcard) :]
     return address
 
 
@@ -85,8 +86,9 @@ def bind(ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int = 1
     return sock
 
 
-def connect(ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int = 1000,
-            linger_ms: int = 2000) -> zmq.Socket:
+def connect(
+    ctx: zmq.Context, kind: int, address: str, keys: str = "", hwm: int = 1000, linger_ms: int = 2000
+) -> zmq.Socket:
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, linger_ms)
     sock.setsockopt(zmq.SNDHWM, hwm)
@@ -109,7 +111,7 @@ def close_bound(sock: zmq.Socket, address: str) -> None:
     sock.close()
     if address.startswith("ipc://"):
         try:
-            os.unlink(address[len("ipc://"):])
+            os.unlink(address[len("ipc://") :])
         except OSError:
             pass
 
@@ -121,6 +123,7 @@ def _send(sock: zmq.Socket, frames, flags: int = 0) -> None:
 
 # --- sending side -----------------------------------------------------------
 
+
 class Sender:
     """A source's end: a PUSH socket with one stream id and per-stream sequence numbers.
 
@@ -129,10 +132,22 @@ class Sender:
     ``stop`` (a threading.Event) interrupts a blocked send.
     """
 
-    def __init__(self, address: str, ctx: zmq.Context | None = None, flow: str = "block", hwm: int = 1000,
-                 queue: int = 64, keys: str = "", name: str = "source", kind: str = "",
-                 packet_events: int = 0, stop: threading.Event | None = None, total: int | None = None,
-                 ack_address: str | None = None, ack_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        address: str,
+        ctx: zmq.Context | None = None,
+        flow: str = "block",
+        hwm: int = 1000,
+        queue: int = 64,
+        keys: str = "",
+        name: str = "source",
+        kind: str = "",
+        packet_events: int = 0,
+        stop: threading.Event | None = None,
+        total: int | None = None,
+        ack_address: str | None = None,
+        ack_timeout_s: float = 120.0,
+    ):
         if flow not in ("block", "drop"):
             raise ValueError(f"flow must be 'block' or 'drop', got {flow!r}")
         self.ctx = ctx or zmq.Context.instance()
@@ -154,9 +169,23 @@ class Sender:
         if ack_address:
             self._ack = connect(self.ctx, zmq.SUB, ack_address, keys, linger_ms=0)
             self._ack.setsockopt(zmq.SUBSCRIBE, protocol.topic(MsgType.STREAM_ACK, self.stream_id))
-        self._send_unit([self._frames(Message(MsgType.STREAM_START, payload={
-            "name": name, "kind": kind, "pid": os.getpid(), "host": _socket.gethostname(), "flow": flow,
-            **({"total": int(total)} if total else {})}))])
+        self._send_unit(
+            [
+                self._frames(
+                    Message(
+                        MsgType.STREAM_START,
+                        payload={
+                            "name": name,
+                            "kind": kind,
+                            "pid": os.getpid(),
+                            "host": _socket.gethostname(),
+                            "flow": flow,
+                            **({"total": int(total)} if total else {}),
+                        },
+                    )
+                )
+            ]
+        )
 
     def _frames(self, msg: Message) -> list:
         frames = protocol.encode(msg, self.stream_id, self.seq)
@@ -181,7 +210,7 @@ class Sender:
                 return
             except zmq.Again:
                 if self.stop.is_set():
-                    raise InterruptedError("source stopped while the learner was not receiving")
+                    raise InterruptedError("source stopped while the learner was not receiving") from None
                 self.sock.poll(100, zmq.POLLOUT)
 
     def _flush_nowait(self) -> None:
@@ -198,14 +227,22 @@ class Sender:
                     return
             self._pending.popleft()
 
-    def send_sample(self, sample_id: str, label: int | None, geometry: Geometry, events: np.ndarray,
-                    phase: Phase = Phase.TRAIN, epoch: int = 0, index: int = -1) -> None:
+    def send_sample(
+        self,
+        sample_id: str,
+        label: int | None,
+        geometry: Geometry,
+        events: np.ndarray,
+        phase: Phase = Phase.TRAIN,
+        epoch: int = 0,
+        index: int = -1,
+    ) -> None:
         """SAMPLE_START, the events in packets of at most ``packet_events``, SAMPLE_END."""
         fields = dict(geometry=geometry, label=label, phase=phase, epoch=epoch, index=index, sample_id=sample_id)
         step = self.packet_events or max(1, events.shape[0])
         unit = [self._frames(Message(MsgType.SAMPLE_START, **fields))]
         for start in range(0, events.shape[0], step):
-            unit.append(self._frames(Message(MsgType.EVENTS, events=events[start:start + step], **fields)))
+            unit.append(self._frames(Message(MsgType.EVENTS, events=events[start : start + step], **fields)))
         unit.append(self._frames(Message(MsgType.SAMPLE_END, count=int(events.shape[0]), **fields)))
         self._send_unit(unit)
         self.sent_samples += 1
@@ -240,16 +277,20 @@ class Sender:
         self.dropped += len(self._pending)
         self._pending.clear()
         end_seq = self.seq
-        end = self._frames(Message(MsgType.STREAM_END, payload={
-            "reason": reason, "samples": self.sent_samples, "dropped": self.dropped}))
+        end = self._frames(
+            Message(
+                MsgType.STREAM_END, payload={"reason": reason, "samples": self.sent_samples, "dropped": self.dropped}
+            )
+        )
         remaining = max(0.0, deadline - time.monotonic())
         if self.sock.poll(int(remaining * 1000), zmq.POLLOUT):
             _send(self.sock, end, zmq.NOBLOCK)
             if self._ack is not None and not self.stop.is_set():
                 self.acked = self._wait_ack(end_seq)
         else:
-            log.warning("stream %08x: STREAM_END not sent (learner not receiving for %.1f s)",
-                        self.stream_id, timeout_s)
+            log.warning(
+                "stream %08x: STREAM_END not sent (learner not receiving for %.1f s)", self.stream_id, timeout_s
+            )
         if self._ack is not None:
             self._ack.close()
         self.sock.setsockopt(zmq.LINGER, int(max(0.0, deadline - time.monotonic()) * 1000))
@@ -270,8 +311,11 @@ class Sender:
         if self.stop.is_set():
             log.warning("stream %08x: stopped before the learner confirmed STREAM_END", self.stream_id)
         else:
-            log.warning("stream %08x: the learner did not confirm STREAM_END within %.0f s; "
-                        "its last messages may be lost", self.stream_id, self.ack_timeout_s)
+            log.warning(
+                "stream %08x: the learner did not confirm STREAM_END within %.0f s; its last messages may be lost",
+                self.stream_id,
+                self.ack_timeout_s,
+            )
         return False
 
 
@@ -285,8 +329,14 @@ def ack_address_for(input_address: str) -> str:
     raise ValueError(f"cannot derive the learner's output address from {input_address!r}; give it")
 
 
-def send_control(address: str, command: str, label: int | None = None, keys: str = "",
-                 ctx: zmq.Context | None = None, timeout_s: float = 5.0) -> None:
+def send_control(
+    address: str,
+    command: str,
+    label: int | None = None,
+    keys: str = "",
+    ctx: zmq.Context | None = None,
+    timeout_s: float = 5.0,
+) -> None:
     """Send one CONTROL message to a learner's control (or input) address."""
     ctx = ctx or zmq.Context.instance()
     sock = connect(ctx, zmq.PUSH, address, keys, linger_ms=int(timeout_s * 1000))
@@ -301,15 +351,16 @@ def send_control(address: str, command: str, label: int | None = None, keys: str
 
 # --- receiving side ---------------------------------------------------------
 
+
 @dataclass
 class Counters:
     """What the receiver saw; all of it goes into the metrics records."""
 
     messages: int = 0
-    invalid: int = 0          # messages rejected by protocol validation
-    gaps: int = 0             # sequence numbers never received (lost or dropped at a source)
-    dropped: int = 0          # samples lost: incomplete here, or dropped by a source (its STREAM_END)
-    samples: int = 0          # complete samples delivered
+    invalid: int = 0  # messages rejected by protocol validation
+    gaps: int = 0  # sequence numbers never received (lost or dropped at a source)
+    dropped: int = 0  # samples lost: incomplete here, or dropped by a source (its STREAM_END)
+    samples: int = 0  # complete samples delivered
     events: int = 0
     streams: int = 0
 
@@ -348,8 +399,15 @@ class Receiver:
     that source died and restarted.
     """
 
-    def __init__(self, input_address: str, control_address: str | None = None, ctx: zmq.Context | None = None,
-                 hwm: int = 1000, keys: str = "", max_events: int = protocol.DEFAULT_MAX_EVENTS):
+    def __init__(
+        self,
+        input_address: str,
+        control_address: str | None = None,
+        ctx: zmq.Context | None = None,
+        hwm: int = 1000,
+        keys: str = "",
+        max_events: int = protocol.DEFAULT_MAX_EVENTS,
+    ):
         self.ctx = ctx or zmq.Context.instance()
         self.addresses = [input_address] + ([control_address] if control_address else [])
         self.input = bind(self.ctx, zmq.PULL, input_address, keys, hwm)
@@ -423,8 +481,9 @@ class Receiver:
         if msg.seq != stream.next_seq:
             if msg.seq > stream.next_seq:
                 self.counters.gaps += msg.seq - stream.next_seq
-                self._discard(stream, f"messages {stream.next_seq}..{msg.seq - 1} of stream "
-                                      f"{msg.stream_id:08x} missing")
+                self._discard(
+                    stream, f"messages {stream.next_seq}..{msg.seq - 1} of stream {msg.stream_id:08x} missing"
+                )
             else:
                 self._invalid(f"stream {msg.stream_id:08x} sequence went back from {stream.next_seq - 1} to {msg.seq}")
                 return
@@ -457,8 +516,10 @@ class Receiver:
             if stream.open is None:
                 self._invalid(f"EVENTS outside a sample on stream {msg.stream_id:08x}")
             elif msg.geometry != stream.open.geometry or msg.sample_id != stream.open.sample_id:
-                self._invalid(f"EVENTS for {msg.sample_id!r} {msg.geometry} inside sample "
-                              f"{stream.open.sample_id!r} {stream.open.geometry}")
+                self._invalid(
+                    f"EVENTS for {msg.sample_id!r} {msg.geometry} inside sample "
+                    f"{stream.open.sample_id!r} {stream.open.geometry}"
+                )
                 self._discard(stream, "mismatched EVENTS")
             elif stream.n_events + msg.count > self.max_events:
                 self._invalid(f"sample {msg.sample_id!r} exceeds {self.max_events} events")
@@ -471,15 +532,25 @@ class Receiver:
             if opened is None:
                 self._invalid(f"SAMPLE_END of {msg.sample_id!r} without SAMPLE_START")
                 return
-            if (msg.sample_id, msg.label, msg.geometry) != (opened.sample_id, opened.label, opened.geometry) \
-                    or msg.count != stream.n_events:
-                self._invalid(f"SAMPLE_END of {msg.sample_id!r} says {msg.count} events, "
-                              f"received {stream.n_events} (or its fields differ from SAMPLE_START)")
+            if (msg.sample_id, msg.label, msg.geometry) != (
+                opened.sample_id,
+                opened.label,
+                opened.geometry,
+            ) or msg.count != stream.n_events:
+                self._invalid(
+                    f"SAMPLE_END of {msg.sample_id!r} says {msg.count} events, "
+                    f"received {stream.n_events} (or its fields differ from SAMPLE_START)"
+                )
                 self._discard(stream, "SAMPLE_END does not match")
                 return
             # One packet: the array over the received bytes as it is (read-only, no copy).
-            events = (np.concatenate(stream.packets) if len(stream.packets) > 1 else
-                      stream.packets[0] if stream.packets else np.zeros(0, EVENT_DTYPE))
+            events = (
+                np.concatenate(stream.packets)
+                if len(stream.packets) > 1
+                else stream.packets[0]
+                if stream.packets
+                else np.zeros(0, EVENT_DTYPE)
+            )
             if len(stream.packets) > 1 and events.size > 1 and np.any(np.diff(events["t"]) < 0):
                 self._invalid(f"sample {msg.sample_id!r}: timestamps go backwards between packets")
                 self._discard(stream, "timestamps go backwards")
@@ -487,8 +558,18 @@ class Receiver:
             stream.open, stream.packets, stream.n_events = None, [], 0
             self.counters.samples += 1
             self.counters.events += events.shape[0]
-            out.append(WireSample(opened.sample_id, opened.label, opened.geometry, events, opened.phase,
-                                  opened.epoch, opened.index, msg.stream_id))
+            out.append(
+                WireSample(
+                    opened.sample_id,
+                    opened.label,
+                    opened.geometry,
+                    events,
+                    opened.phase,
+                    opened.epoch,
+                    opened.index,
+                    msg.stream_id,
+                )
+            )
         else:  # SPLIT_END, CONTROL
             out.append(msg)
 
@@ -527,8 +608,10 @@ class RecordPublisher:
         while seen < count:
             left_ms = int((deadline - time.monotonic()) * 1000)
             if left_ms <= 0 or not self.sock.poll(left_ms):
-                raise BioGradError(f"only {seen} of {count} sinks subscribed to {self.address} "
-                                   f"within {timeout_s:g} s (pipeline.wait_for_sinks)")
+                raise BioGradError(
+                    f"only {seen} of {count} sinks subscribed to {self.address} "
+                    f"within {timeout_s:g} s (pipeline.wait_for_sinks)"
+                )
             if self.sock.recv() in wanted:
                 seen += 1
 
@@ -559,8 +642,14 @@ class RecordSubscriber:
     (a slow subscriber) are counted in ``gaps``, invalid messages in ``invalid``.
     """
 
-    def __init__(self, address: str, types: tuple[str, ...] = (), ctx: zmq.Context | None = None,
-                 keys: str = "", hwm: int = 10000):
+    def __init__(
+        self,
+        address: str,
+        types: tuple[str, ...] = (),
+        ctx: zmq.Context | None = None,
+        keys: str = "",
+        hwm: int = 10000,
+    ):
         self.ctx = ctx or zmq.Context.instance()
         self.sock = connect(self.ctx, zmq.SUB, address, keys, hwm, linger_ms=0)
         # "end" last: a learner waiting for sinks counts this one as subscribed when it sees "end"

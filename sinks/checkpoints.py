@@ -8,6 +8,7 @@ sample). It is built in a hidden temporary directory and renamed into place,
 so a crash mid-save leaves the previous checkpoints untouched and never a
 half-written one under a ``ckpt-`` name.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,12 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 from biograd.pipeline.config import require
+from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,15 @@ class CheckpointManager:
     uninterrupted one. ``clock`` is injectable for tests.
     """
 
-    def __init__(self, run_dir, every_samples: int = 0, every_minutes: float = 0.0, keep: int = 3,
-                 start_samples: int = 0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        run_dir,
+        every_samples: int = 0,
+        every_minutes: float = 0.0,
+        keep: int = 3,
+        start_samples: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         require(every_samples >= 0, "sinks.checkpoint_every", every_samples, "must be >= 0")
         require(every_minutes >= 0, "sinks.checkpoint_minutes", every_minutes, "must be >= 0")
         require(keep >= 1, "sinks.keep_checkpoints", keep, "must be >= 1")
@@ -101,17 +109,25 @@ class CheckpointManager:
         self.saved: list[Path] = []
 
     @classmethod
-    def from_config(cls, config, start_samples: int = 0) -> "CheckpointManager":
+    def from_config(cls, config, start_samples: int = 0) -> CheckpointManager:
         """Build from a :class:`sinks.config.SinkConfig`."""
-        return cls(config.run_dir, config.checkpoint_every, config.checkpoint_minutes,
-                   config.keep_checkpoints, start_samples=start_samples)
+        return cls(
+            config.run_dir,
+            config.checkpoint_every,
+            config.checkpoint_minutes,
+            config.keep_checkpoints,
+            start_samples=start_samples,
+        )
 
     def due(self, samples: int) -> bool:
         if self.every_samples and samples // self.every_samples > self._last_samples // self.every_samples:
             return True
         # By time only when something was learned since the last save (no identical copies).
-        return (bool(self.every_minutes) and samples != self._last_saved
-                and self._clock() - self._last_time >= self.every_minutes * 60.0)
+        return (
+            bool(self.every_minutes)
+            and samples != self._last_saved
+            and self._clock() - self._last_time >= self.every_minutes * 60.0
+        )
 
     def maybe_save(self, learner, extra_state: dict | None = None) -> Path | None:
         """Save if a checkpoint is due; return its path, else None."""
@@ -130,8 +146,13 @@ class CheckpointManager:
         name = f"ckpt-{samples:09d}" + ("-final" if final else "")
         target = self.root / name
         self.root.mkdir(parents=True, exist_ok=True)
-        state = {"format": STATE_FORMAT, "samples": samples, "time": time.time(), "final": final,
-                 "extra": extra_state or {}}
+        state = {
+            "format": STATE_FORMAT,
+            "samples": samples,
+            "time": time.time(),
+            "final": final,
+            "extra": extra_state or {},
+        }
         try:
             state_text = json.dumps(state, indent=1, allow_nan=False)
         except (TypeError, ValueError) as exc:
@@ -166,7 +187,7 @@ class CheckpointManager:
 
     def _prune(self) -> None:
         found = list_checkpoints(self.root)
-        for old in found[:-self.keep]:
+        for old in found[: -self.keep]:
             shutil.rmtree(old.path, ignore_errors=True)
         for leftover in self.root.glob(".tmp-ckpt-*"):
             # Temporary dirs of a crashed earlier save; ours have been renamed by now.
@@ -192,8 +213,10 @@ def resolve_checkpoint(path) -> Path:
         return path
     latest = latest_checkpoint(path)
     if latest is None:
-        raise DataNotFoundError(f"{path} is neither a checkpoint (with {LEARNER_FILE} and {STATE_FILE}) "
-                                f"nor a run directory holding checkpoints")
+        raise DataNotFoundError(
+            f"{path} is neither a checkpoint (with {LEARNER_FILE} and {STATE_FILE}) "
+            f"nor a run directory holding checkpoints"
+        )
     return latest.path
 
 
@@ -222,9 +245,11 @@ def load_checkpoint(path, loader: Callable | None = None) -> Checkpoint:
     state = read_state(ckpt)
     if loader is None:
         from biograd.learner.network import BioGradLearner
+
         loader = BioGradLearner.load
     learner = loader(ckpt / LEARNER_FILE)
     if int(learner.samples_seen) != state["samples"]:
-        raise DataFormatError(ckpt, f"{LEARNER_FILE} has seen {learner.samples_seen} samples "
-                                    f"but {STATE_FILE} says {state['samples']}")
+        raise DataFormatError(
+            ckpt, f"{LEARNER_FILE} has seen {learner.samples_seen} samples but {STATE_FILE} says {state['samples']}"
+        )
     return Checkpoint(ckpt, state["samples"], learner, state["extra"], float(state.get("time", 0.0)))

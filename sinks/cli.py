@@ -1,4 +1,5 @@
 """``biograd sink …`` (sinks running in their own process) and ``biograd report RUN_DIR``."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,11 @@ log = logging.getLogger(__name__)
 
 def register(subparsers) -> None:
     sink = subparsers.add_parser(
-        "sink", help="run a sink in its own process, subscribed to a learner's output socket",
+        "sink",
+        help="run a sink in its own process, subscribed to a learner's output socket",
         description="Subscribe to the sink records a learner publishes (the runner's output PUB "
-                    "socket, or sinks.predictions) and print, log or show them.")
+        "socket, or sinks.predictions) and print, log or show them.",
+    )
     kinds = sink.add_subparsers(dest="sink_kind", metavar="SINK", required=True)
 
     pred = kinds.add_parser("predictions", help="print prediction records as JSON lines")
@@ -33,33 +36,50 @@ def register(subparsers) -> None:
     dash.set_defaults(func=_dashboard)
 
     report = subparsers.add_parser(
-        "report", help="draw a run's plots (PNG) from its metrics log and latest checkpoint",
+        "report",
+        help="draw a run's plots (PNG) from its metrics log and latest checkpoint",
         description="Write learning_curves, confusion, feedback_angle, weights and event_rate PNGs "
-                    "into RUN_DIR/plots (or --out).")
+        "into RUN_DIR/plots (or --out).",
+    )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.add_argument("--out", metavar="DIR", help="where to write the PNGs (default RUN_DIR/plots)")
     report.set_defaults(func=_report)
 
 
 def _connect_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--connect", required=True, metavar="ADDR",
-                        help="ZeroMQ address of the PUB socket, e.g. tcp://127.0.0.1:5560")
-    parser.add_argument("--count", type=int, default=0, metavar="N", help="stop after N records (0 = until the end record)")
-    parser.add_argument("--timeout", type=float, default=None, metavar="S",
-                        help="stop when nothing arrives for S seconds (default: wait)")
-    parser.add_argument("--keys", default="", metavar="DIR",
-                        help="CURVE key folder (`biograd keys DIR`) when the learner's socket is encrypted")
+    parser.add_argument(
+        "--connect", required=True, metavar="ADDR", help="ZeroMQ address of the PUB socket, e.g. tcp://127.0.0.1:5560"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, metavar="N", help="stop after N records (0 = until the end record)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop when nothing arrives for S seconds (default: wait)",
+    )
+    parser.add_argument(
+        "--keys",
+        default="",
+        metavar="DIR",
+        help="CURVE key folder (`biograd keys DIR`) when the learner's socket is encrypted",
+    )
 
 
 def _predictions(args) -> int:
     from biograd.sinks.predictions import print_predictions
-    return print_predictions(args.connect, count=args.count, idle_timeout=args.timeout, stream=sys.stdout,
-                             keys=args.keys)
+
+    return print_predictions(
+        args.connect, count=args.count, idle_timeout=args.timeout, stream=sys.stdout, keys=args.keys
+    )
 
 
 def _feed(args, sink, types=None, close=True) -> int:
-    from biograd.sinks.predictions import RecordSubscriber
     from biograd.pipeline.protocol import RECORD_TYPES
+    from biograd.sinks.predictions import RecordSubscriber
+
     subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES), keys=args.keys)
     # PUB/SUB keeps nothing for late joiners: tell whoever starts the learner that we listen now.
     print(f"biograd: subscribed to {args.connect}", file=sys.stderr, flush=True)
@@ -78,6 +98,7 @@ def _feed(args, sink, types=None, close=True) -> int:
 def _metrics(args) -> int:
     from biograd.pipeline.errors import BioGradError
     from biograd.sinks.metrics import MetricsLog
+
     fmt = "csv" if args.out.endswith(".csv") else "jsonl"
     if fmt == "jsonl" and not args.out.endswith(".jsonl"):
         raise BioGradError(f"--out {args.out}: name it .jsonl or .csv (that picks the format)")
@@ -86,6 +107,7 @@ def _metrics(args) -> int:
 
 def _dashboard(args) -> int:
     from biograd.sinks.dashboard import Dashboard
+
     dashboard = Dashboard(port=args.port)
     print(f"biograd: live dashboard at {dashboard.url}", flush=True)
     try:
@@ -102,6 +124,7 @@ def _dashboard(args) -> int:
 
 def _report(args) -> int:
     from biograd.sinks.plots import make_plots
+
     started = time.monotonic()
     made, skipped = make_plots(args.run_dir, args.out)
     for name, path in made.items():

@@ -15,6 +15,7 @@ they move with every sample even when metrics records come rarely:
 accuracy = correct / labelled over the current phase, events/s = input events
 of the predictions in the last ``rate_window_s`` seconds divided by that span.
 """
+
 from __future__ import annotations
 
 import collections
@@ -38,8 +39,7 @@ HISTORY_POINTS = 600
 class Dashboard:
     """Sink serving the live dashboard on ``http://127.0.0.1:<port>/`` (port 0 = any free port)."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", rate_window_s: float = 2.0,
-                 clock=time.monotonic):
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", rate_window_s: float = 2.0, clock=time.monotonic):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise BioGradError(f"dashboard host {host!r}: the dashboard serves on loopback only")
         if not PAGE.exists():
@@ -52,23 +52,45 @@ class Dashboard:
         self._phase_counts: dict[str, list[int]] = {}
         self._frames_seen = False
         self._state = {
-            "version": 0, "status": "waiting", "phase": None, "samples": 0, "sample_id": None,
-            "predicted": None, "label": None, "correct": None, "counts": None,
-            "accuracy": None, "accuracy_phase": None, "labelled": 0,
-            "events_per_s": None, "samples_per_s": None, "accuracy_running": None, "loss": None,
-            "dropped": 0, "invalid": 0, "sleeps": 0, "angle_deg": None, "norm_ratio": None,
-            "evals": {}, "checkpoint": None, "frame": None, "frame_version": 0,
-            "history": [], "updated": None,
+            "version": 0,
+            "status": "waiting",
+            "phase": None,
+            "samples": 0,
+            "sample_id": None,
+            "predicted": None,
+            "label": None,
+            "correct": None,
+            "counts": None,
+            "accuracy": None,
+            "accuracy_phase": None,
+            "labelled": 0,
+            "events_per_s": None,
+            "samples_per_s": None,
+            "accuracy_running": None,
+            "loss": None,
+            "dropped": 0,
+            "invalid": 0,
+            "sleeps": 0,
+            "angle_deg": None,
+            "norm_ratio": None,
+            "evals": {},
+            "checkpoint": None,
+            "frame": None,
+            "frame_version": 0,
+            "history": [],
+            "updated": None,
         }
         try:
             self._server = ThreadingHTTPServer((host, port), self._handler_class())
         except OSError as exc:
-            raise BioGradError(f"dashboard: cannot listen on {host}:{port} ({exc}); "
-                               "set sinks.dashboard_port to a free port or 0") from None
+            raise BioGradError(
+                f"dashboard: cannot listen on {host}:{port} ({exc}); set sinks.dashboard_port to a free port or 0"
+            ) from None
         self._server.daemon_threads = True
         self.host, self.port = host, self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="biograd-dashboard",
-                                        kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="biograd-dashboard", kwargs={"poll_interval": 0.1}, daemon=True
+        )
         self._thread.start()
         log.info("dashboard on %s", self.url)
 
@@ -97,8 +119,11 @@ class Dashboard:
             elif kind == "sleep":
                 s["angle_deg"], s["norm_ratio"] = record["angle_deg"], record["norm_ratio"]
             elif kind == "eval":
-                s["evals"][record["split"]] = {"accuracy": record["accuracy"], "samples": record["samples"],
-                                               "epoch": record.get("epoch")}
+                s["evals"][record["split"]] = {
+                    "accuracy": record["accuracy"],
+                    "samples": record["samples"],
+                    "epoch": record.get("epoch"),
+                }
             elif kind == "checkpoint":
                 s["checkpoint"] = {"path": record["path"], "samples": record["samples"]}
             elif kind == "end":

@@ -10,6 +10,7 @@ Prediction records are not logged one by one (the predictions sink does that);
 they are tallied into a confusion matrix per phase, written as ``confusion``
 rows when the run ends, so a run without evaluation still has one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,25 @@ from biograd.sinks.records import RecordError, check_record, to_json
 
 N_CLASSES = 10
 
-BASE_COLUMNS = ("type", "time", "phase", "split", "epoch", "samples", "processed", "accuracy_running", "accuracy",
-                "loss", "events_per_s", "samples_per_s", "dropped", "invalid", "gaps", "sleeps", "path")
+BASE_COLUMNS = (
+    "type",
+    "time",
+    "phase",
+    "split",
+    "epoch",
+    "samples",
+    "processed",
+    "accuracy_running",
+    "accuracy",
+    "loss",
+    "events_per_s",
+    "samples_per_s",
+    "dropped",
+    "invalid",
+    "gaps",
+    "sleeps",
+    "path",
+)
 LOGGED_TYPES = ("metrics", "sleep", "eval", "checkpoint", "end")
 
 
@@ -70,7 +88,9 @@ class MetricsLog:
                 with open(self.path, encoding="utf-8", newline="") as f:
                     header = next(csv.reader(f), [])
                 if header != self._columns:
-                    raise DataFormatError(self.path, f"cannot append: its CSV header {header} differs from {self._columns}")
+                    raise DataFormatError(
+                        self.path, f"cannot append: its CSV header {header} differs from {self._columns}"
+                    )
             else:
                 self._writer.writeheader()
                 self._file.flush()
@@ -83,16 +103,25 @@ class MetricsLog:
         if kind == "sleep":
             self._angles, self._ratios = list(record["angle_deg"]), list(record["norm_ratio"])
             if self.n_hidden is not None and len(self._angles) != self.n_hidden:
-                raise RecordError(f"metrics log {self.path}: sleep record has {len(self._angles)} "
-                                  f"hidden-layer angles, the log was opened for {self.n_hidden}")
+                raise RecordError(
+                    f"metrics log {self.path}: sleep record has {len(self._angles)} "
+                    f"hidden-layer angles, the log was opened for {self.n_hidden}"
+                )
         row = dict(record)
         if kind == "metrics" and self._angles is not None:
             row.setdefault("angle_deg", self._angles)
             row.setdefault("norm_ratio", self._ratios)
         if kind == "end":
             for phase, matrix in self._confusion.items():
-                self._write({"type": "confusion", "phase": phase, "samples": int(matrix.sum()),
-                             "confusion": matrix.tolist(), "time": record.get("time")})
+                self._write(
+                    {
+                        "type": "confusion",
+                        "phase": phase,
+                        "samples": int(matrix.sum()),
+                        "confusion": matrix.tolist(),
+                        "time": record.get("time"),
+                    }
+                )
         self._write(row)
 
     def _tally(self, record: dict) -> None:
@@ -101,8 +130,10 @@ class MetricsLog:
             return
         matrix = self._confusion.setdefault(record["phase"], np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64))
         if not (0 <= label < N_CLASSES and 0 <= predicted < N_CLASSES):
-            raise RecordError(f"prediction record {record.get('sample_id')!r}: label {label} / "
-                              f"predicted {predicted} outside 0..{N_CLASSES - 1}")
+            raise RecordError(
+                f"prediction record {record.get('sample_id')!r}: label {label} / "
+                f"predicted {predicted} outside 0..{N_CLASSES - 1}"
+            )
         matrix[label, predicted] += 1
 
     def _write(self, row: dict) -> None:
@@ -142,12 +173,14 @@ def find_metrics_log(run_dir) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         from biograd.pipeline.errors import DataNotFoundError
+
         raise DataNotFoundError(f"run directory {run_dir} does not exist")
     for fmt in ("jsonl", "csv"):
         path = metrics_path(run_dir, fmt)
         if path.exists():
             return path
     from biograd.pipeline.errors import DataNotFoundError
+
     raise DataNotFoundError(f"run directory {run_dir} has no metrics.jsonl or metrics.csv")
 
 
@@ -224,4 +257,3 @@ def _number(cell: str):
     if cell in ("True", "False"):
         return cell == "True"
     return cell
-

@@ -12,6 +12,7 @@
 A plot whose data the run does not have (no sleep records, no checkpoint) is
 not drawn; :func:`make_plots` returns why, and ``biograd report`` prints it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,12 @@ def make_plots(run_dir, out_dir=None, weights_loader=None) -> tuple[dict[str, Pa
     out = Path(out_dir) if out_dir else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
     made, skipped = {}, {}
-    for name, draw in (("learning_curves", _learning_curves), ("confusion", _confusion),
-                       ("feedback_angle", _feedback_angle), ("event_rate", _event_rate)):
+    for name, draw in (
+        ("learning_curves", _learning_curves),
+        ("confusion", _confusion),
+        ("feedback_angle", _feedback_angle),
+        ("event_rate", _event_rate),
+    ):
         fig = draw(rows)
         if isinstance(fig, str):
             skipped[name] = fig
@@ -71,8 +76,11 @@ def _of(rows, kind):
 
 
 def _learning_curves(rows):
-    metrics = [r for r in _of(rows, "metrics") if r.get("accuracy_running") is not None
-               and r.get("phase", "train") in ("train", "live")]
+    metrics = [
+        r
+        for r in _of(rows, "metrics")
+        if r.get("accuracy_running") is not None and r.get("phase", "train") in ("train", "live")
+    ]
     evals = [r for r in _of(rows, "eval") if r.get("accuracy") is not None]
     if not metrics and not evals:
         return "no metrics or eval rows with an accuracy"
@@ -84,8 +92,7 @@ def _learning_curves(rows):
         if not pts:
             continue
         x, y = zip(*pts)
-        ax.plot(x, 100 * np.asarray(y), label=f"{phase} (running)", lw=1.2,
-                color=EVAL_COLOURS.get(phase))
+        ax.plot(x, 100 * np.asarray(y), label=f"{phase} (running)", lw=1.2, color=EVAL_COLOURS.get(phase))
     # An eval record's "samples" counts the evaluated samples; its place on the x axis is
     # the training samples seen when it ran: those of the last metrics row before it.
     seen, at = 0, {}
@@ -97,8 +104,7 @@ def _learning_curves(rows):
     for split in sorted({r["split"] for r in evals}):
         pts = [(at[id(r)], r["accuracy"]) for r in evals if r["split"] == split]
         x, y = zip(*pts)
-        ax.plot(x, 100 * np.asarray(y), "o--", label=f"{split} (evaluation)", ms=5,
-                color=EVAL_COLOURS.get(split))
+        ax.plot(x, 100 * np.asarray(y), "o--", label=f"{split} (evaluation)", ms=5, color=EVAL_COLOURS.get(split))
     ax.set_xlabel("training samples seen")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -140,8 +146,15 @@ def _confusion(rows):
     for i in range(n):
         for j in range(n):
             if matrix[i, j]:
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if matrix[i, j] > threshold else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if matrix[i, j] > threshold else "black",
+                )
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     ax.set_xlabel("predicted class")
@@ -204,8 +217,13 @@ def _event_rate(rows):
                 # A metrics row covers the samples since the previous row: the span starts there.
                 left = x[start - 1] if start > 0 else x[start]
                 for ax in (ax1, ax2):
-                    ax.axvspan(left, x[i - 1], color=EVAL_COLOURS.get(phases[start], "tab:orange"), alpha=0.15,
-                               label=None if phases[start] in shaded or ax is ax2 else f"{phases[start]} pass")
+                    ax.axvspan(
+                        left,
+                        x[i - 1],
+                        color=EVAL_COLOURS.get(phases[start], "tab:orange"),
+                        alpha=0.15,
+                        label=None if phases[start] in shaded or ax is ax2 else f"{phases[start]} pass",
+                    )
                 shaded.add(phases[start])
             start = i
     for ax in (ax1, ax2):
@@ -235,8 +253,11 @@ def input_layout(n_inputs: int, sensor: tuple[int, int] | None = None) -> tuple[
         side = math.isqrt(n_inputs // channels)
         if n_inputs % channels == 0 and side * side * channels == n_inputs:
             return channels, side, side
-    raise DataFormatError("checkpoint", f"{n_inputs} inputs are not 1 or 2 channels of the run's sensor "
-                                        "or a square one; cannot draw first-layer weights as images")
+    raise DataFormatError(
+        "checkpoint",
+        f"{n_inputs} inputs are not 1 or 2 channels of the run's sensor "
+        "or a square one; cannot draw first-layer weights as images",
+    )
 
 
 def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
@@ -245,6 +266,7 @@ def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
     if not path.exists():
         return None
     from biograd.pipeline.config import load_toml
+
     source = load_toml(path).get("source", {})
     for key, size in (("resize", slice(0, 2)), ("roi", slice(2, 4))):
         value = source.get(key) or []
@@ -266,8 +288,9 @@ def _weights(run_dir: Path, loader=None, units: int = 16):
     units = min(units, w.shape[0])
     cols = 4
     rows = math.ceil(units / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * (2.2 if channels == 2 else 1.4), rows * 1.35 + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * (2.2 if channels == 2 else 1.4), rows * 1.35 + 0.6), squeeze=False
+    )
     limit = np.abs(w[:units]).max() or 1.0
     for k, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
@@ -279,7 +302,9 @@ def _weights(run_dir: Path, loader=None, units: int = 16):
         ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(f"unit {k}", fontsize=7)
     what = "ON | OFF halves, " if channels == 2 else ""
-    fig.suptitle(f"First-layer weights ({what}{h}×{wd}), checkpoint at {ckpt.samples} samples;"
-                 f" red +, blue −, |w| ≤ {limit:.3f}", fontsize=8)
+    fig.suptitle(
+        f"First-layer weights ({what}{h}×{wd}), checkpoint at {ckpt.samples} samples; red +, blue −, |w| ≤ {limit:.3f}",
+        fontsize=8,
+    )
     fig.tight_layout()
     return fig

@@ -7,13 +7,15 @@ PREDICTION), so other programs can subscribe without touching the learner;
 is the other end: it connects a SUB socket to any PUB carrying sink records
 (the runner's output socket or a PredictionPublisher) and yields the records.
 """
+
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO
 
 import zmq
 
@@ -112,8 +114,13 @@ class RecordSubscriber:
     forever).
     """
 
-    def __init__(self, address: str, types: Iterable[str] = tuple(RECORD_TYPES),
-                 context: zmq.Context | None = None, keys: str = ""):
+    def __init__(
+        self,
+        address: str,
+        types: Iterable[str] = tuple(RECORD_TYPES),
+        context: zmq.Context | None = None,
+        keys: str = "",
+    ):
         _check_address(address, "--connect")
         self.types = tuple(types)
         unknown = [t for t in self.types if t not in RECORD_TYPES]
@@ -153,8 +160,9 @@ class RecordSubscriber:
         self._sub.close()
 
 
-def print_predictions(address: str, count: int = 0, idle_timeout: float | None = None,
-                      stream: IO[str] = sys.stdout, keys: str = "") -> int:
+def print_predictions(
+    address: str, count: int = 0, idle_timeout: float | None = None, stream: IO[str] = sys.stdout, keys: str = ""
+) -> int:
     """``biograd sink predictions``: print prediction records from ``address`` as JSON lines."""
     subscriber = RecordSubscriber(address, ("prediction", "end"), keys=keys)
     writer = PredictionWriter(stream)
@@ -167,6 +175,10 @@ def print_predictions(address: str, count: int = 0, idle_timeout: float | None =
     finally:
         subscriber.close()
         writer.close()
-    log.debug("printed %d predictions in %.1f s (%d invalid messages dropped)",
-              writer.written, time.monotonic() - started, subscriber.invalid)
+    log.debug(
+        "printed %d predictions in %.1f s (%d invalid messages dropped)",
+        writer.written,
+        time.monotonic() - started,
+        subscriber.invalid,
+    )
     return 0

@@ -4,12 +4,13 @@ This module checks records arriving from another process (a malformed one is a
 clear :class:`RecordError`, never a crash deep in a sink), builds the optional
 input frame of a prediction record, and fans one record out to many sinks.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -137,4 +138,3 @@ class SinkSet:
             raise BioGradError(f"sinks failed during the run: {detail}")
         if first is not None:
             raise first
-

@@ -20,15 +20,17 @@ A recording replays as fast as possible (``speed=0``) or in real time scaled by
 ``speed`` (2.0 = twice as fast), pacing packet by packet on the first
 timestamp of each packet.
 """
+
 from __future__ import annotations
 
 import os
 import struct
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -47,9 +49,9 @@ class Aedat4Layout:
     path: Path
     compression: int
     data_table_position: int
-    streams: dict                       # stream id -> {"kind", "type", "width", "height"}
-    packets: list = field(repr=False)   # (offset, stream id, payload size)
-    problems: list                      # (offset, message) of damage after the header
+    streams: dict  # stream id -> {"kind", "type", "width", "height"}
+    packets: list = field(repr=False)  # (offset, stream id, payload size)
+    problems: list  # (offset, message) of damage after the header
 
     @property
     def geometry(self) -> Geometry | None:
@@ -66,6 +68,7 @@ def _flatbuffer_ioheader(buf: bytes, path: Path, base: int):
     back-offset to its vtable; the vtable holds uint16 (vtable size, table size,
     field offsets…). Fields: 0 compression int32, 1 dataTablePosition int64, 2 infoNode string.
     """
+
     def fail(msg, off):
         raise DataFormatError(path, f"damaged IOHeader: {msg}", base + off)
 
@@ -99,7 +102,7 @@ def _flatbuffer_ioheader(buf: bytes, path: Path, base: int):
         if start + 4 + length > n:
             fail(f"infoNode string of {length} bytes runs past the header", start)
         try:
-            info = buf[start + 4:start + 4 + length].decode("utf-8")
+            info = buf[start + 4 : start + 4 + length].decode("utf-8")
         except UnicodeDecodeError as exc:
             fail(f"infoNode is not UTF-8 ({exc.reason})", start + 4 + exc.start)
     if compression not in (0, 1, 2, 3, 4):
@@ -111,8 +114,7 @@ def _streams_from_info(info: str, path: Path, offset: int) -> dict:
     try:
         root = ET.fromstring(info)
     except ET.ParseError as exc:
-        raise DataFormatError(path, f"damaged IOHeader: stream description is not valid XML ({exc})",
-                              offset) from None
+        raise DataFormatError(path, f"damaged IOHeader: stream description is not valid XML ({exc})", offset) from None
     streams = {}
     for node in root.iter("node"):
         if not (node.get("path") or "").rstrip("/").startswith("/mainloop/Recorder/outInfo/"):
@@ -142,23 +144,23 @@ def scan_aedat4(path: str | os.PathLike, strict: bool = True) -> Aedat4Layout:
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(len(MAGIC) + 4)
-        if head[:len(MAGIC)] != MAGIC:
+        if head[: len(MAGIC)] != MAGIC:
             raise DataFormatError(path, f"not an AEDAT 4.0 file (first bytes {head[:14]!r})", 0)
         if len(head) < len(MAGIC) + 4:
             raise DataFormatError(path, "file ends inside the header", len(head))
         hlen = struct.unpack_from("<I", head, len(MAGIC))[0]
         start = len(MAGIC) + 4
         if start + hlen > size:
-            raise DataFormatError(path, f"IOHeader length {hlen} runs past the end of the "
-                                        f"{size}-byte file", len(MAGIC))
+            raise DataFormatError(path, f"IOHeader length {hlen} runs past the end of the {size}-byte file", len(MAGIC))
         header = f.read(hlen)
         compression, position, info = _flatbuffer_ioheader(header, path, start)
         streams = _streams_from_info(info, path, start)
         end = position if 0 <= position <= size else size
         problems = []
         if position > size:
-            problems.append((size, f"truncated: the data table should start at byte {position} "
-                                   f"but the file has {size} bytes"))
+            problems.append(
+                (size, f"truncated: the data table should start at byte {position} but the file has {size} bytes")
+            )
         packets, off = [], start + hlen
         f.seek(off)
         while off < end:
@@ -168,12 +170,22 @@ def scan_aedat4(path: str | os.PathLike, strict: bool = True) -> Aedat4Layout:
                 break
             sid, psize = struct.unpack("<iI", pheader)
             if sid not in streams:
-                problems.append((off, f"packet header names unknown stream {sid} "
-                                      f"(streams {sorted(streams)}); cannot find the next packet"))
+                problems.append(
+                    (
+                        off,
+                        f"packet header names unknown stream {sid} "
+                        f"(streams {sorted(streams)}); cannot find the next packet",
+                    )
+                )
                 break
             if off + 8 + psize > end:
-                problems.append((off, f"packet of stream {sid} claims {psize} bytes, only "
-                                      f"{end - off - 8} remain (truncated or damaged)"))
+                problems.append(
+                    (
+                        off,
+                        f"packet of stream {sid} claims {psize} bytes, only "
+                        f"{end - off - 8} remain (truncated or damaged)",
+                    )
+                )
                 break
             packets.append((off, sid, psize))
             off += 8 + psize
@@ -192,8 +204,15 @@ class AedatRecording:
     otherwise (a stream) bad packets are skipped and counted in ``stats.invalid``.
     """
 
-    def __init__(self, path: str | os.PathLike, *, backend: Literal["aedat", "dv"] = "aedat",
-                 speed: float = 0.0, strict: bool = False, validate: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        backend: Literal["aedat", "dv"] = "aedat",
+        speed: float = 0.0,
+        strict: bool = False,
+        validate: bool = True,
+    ):
         if backend not in ("aedat", "dv"):
             raise ValueError(f"backend must be 'aedat' or 'dv', got {backend!r}")
         self.path = Path(path)
@@ -224,6 +243,7 @@ class AedatRecording:
 
     def _aedat_packets(self):
         import aedat
+
         decoder = aedat.Decoder(str(self.path))
         for offset, sid, _ in self.layout.packets:
             try:
@@ -234,8 +254,7 @@ class AedatRecording:
             except BaseException as exc:  # aedat raises PanicException (a BaseException) on damage
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                self._bad(offset, f"packet of stream {sid} could not be decoded "
-                                  f"({type(exc).__name__}: {exc})")
+                self._bad(offset, f"packet of stream {sid} could not be decoded ({type(exc).__name__}: {exc})")
                 continue
             if "events" in packet:
                 yield offset, from_aedat(packet["events"])
@@ -245,6 +264,7 @@ class AedatRecording:
 
     def _dv_packets(self):
         import dv_processing as dv
+
         try:
             reader = dv.io.MonoCameraRecording(str(self.path))
         except RuntimeError as exc:

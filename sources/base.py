@@ -8,6 +8,7 @@ A stream never stops on one bad packet: :func:`check_packet` tells it whether a
 packet is usable, and the stream skips and counts the bad ones in its
 :class:`StreamStats`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -104,13 +105,19 @@ class StreamStats:
         self.skipped[kind] = self.skipped.get(kind, 0) + n
 
     def as_dict(self) -> dict:
-        return {"packets": self.packets, "events": self.events, "skipped": dict(self.skipped),
-                "invalid": self.invalid, "dropped": self.dropped, "gaps": self.gaps,
-                "reconnects": self.reconnects}
+        return {
+            "packets": self.packets,
+            "events": self.events,
+            "skipped": dict(self.skipped),
+            "invalid": self.invalid,
+            "dropped": self.dropped,
+            "gaps": self.gaps,
+            "reconnects": self.reconnects,
+        }
 
 
 def check_packet(events: np.ndarray, geometry: Geometry, source: str, last_t: int | None) -> str:
-    """"" if ``events`` is a usable packet after a packet ending at ``last_t``, else the reason.
+    """ "" if ``events`` is a usable packet after a packet ending at ``last_t``, else the reason.
 
     Usable = :func:`pipeline.events.validate_events` passes and the first
     timestamp is not before the previous packet's last one.
@@ -120,6 +127,5 @@ def check_packet(events: np.ndarray, geometry: Geometry, source: str, last_t: in
     except EventFormatError as exc:
         return str(exc)
     if last_t is not None and events.size and int(events["t"][0]) < last_t:
-        return (f"{source}: timestamps go backwards across packets "
-                f"({last_t} us -> {int(events['t'][0])} us)")
+        return f"{source}: timestamps go backwards across packets ({last_t} us -> {int(events['t'][0])} us)"
     return ""

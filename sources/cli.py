@@ -1,4 +1,5 @@
 """`biograd data download nmnist`, `biograd data info PATH` and `biograd label [K] --connect ADDR`."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,7 @@ from pathlib import Path
 def cmd_download(args) -> int:
     from biograd.pipeline.data import data_root
     from biograd.sources.download import download_nmnist
+
     dest = Path(args.dest).expanduser() if args.dest else data_root(args.data) / "nmnist"
     splits = args.split or ["Train", "Test"]
     download_nmnist(dest, splits, keep_archives=args.keep_archives)
@@ -18,6 +20,7 @@ def cmd_download(args) -> int:
 
 def cmd_info(args) -> int:
     from biograd.sources.info import describe, format_info
+
     print(format_info(describe(args.path)))
     return 0
 
@@ -25,6 +28,7 @@ def cmd_info(args) -> int:
 def _send_label(connect: str, keys: str, text: str) -> None:
     from biograd.pipeline.errors import ConfigError
     from biograd.pipeline.transport import send_control
+
     if not text.strip().isdigit() or not 0 <= int(text) <= 9:
         raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
     send_control(connect, "label", int(text), keys=keys)
@@ -38,6 +42,7 @@ def cmd_label(args) -> int:
         _send_label(args.connect, keys, args.digit)
         return 0
     from biograd.pipeline.errors import ConfigError
+
     print("type the digit now in front of the camera and press Enter (q or Ctrl-D to quit)", flush=True)
     for line in sys.stdin:
         if line.strip().lower() in ("q", "quit", "exit"):
@@ -68,9 +73,11 @@ def register(subparsers) -> None:
     p.add_argument("path")
     p.set_defaults(func=cmd_info)
 
-    p = subparsers.add_parser("label", help="say the next live window shows digit K; without K, read digits "
-                                            "from the keyboard (one per line)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = subparsers.add_parser(
+        "label",
+        help="say the next live window shows digit K; without K, read digits from the keyboard (one per line)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("digit", metavar="K", nargs="?", help="the digit; omit it to label interactively")
     p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control address")
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")

@@ -4,6 +4,7 @@ A download goes to ``<file>.part`` and resumes from its size with an HTTP
 ``Range`` request; the finished file is renamed only after its MD5 matches.
 Some hosts refuse Python's default User-Agent, so a browser-like one is sent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,7 @@ from biograd.pipeline.errors import BioGradError, DataFormatError
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/124.0 Safari/537.36")
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 CHUNK = 1 << 20
 
 
@@ -35,12 +35,18 @@ class Archive:
 
 #: The Mendeley Data mirror (dataset 468j46mzdv) of https://www.garrickorchard.com/datasets/n-mnist.
 NMNIST_ARCHIVES = {
-    "Train": Archive("Train.zip", "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
-                     "39c25547-014b-4137-a934-9d29fa53c7a0/file_downloaded",
-                     "20959b8e626244a1b502305a9e6e2031"),
-    "Test": Archive("Test.zip", "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
-                    "05a4d654-7e03-4c15-bdfa-9bb2bcbea494/file_downloaded",
-                    "69ca8762b2fe404d9b9bad1103e97832"),
+    "Train": Archive(
+        "Train.zip",
+        "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
+        "39c25547-014b-4137-a934-9d29fa53c7a0/file_downloaded",
+        "20959b8e626244a1b502305a9e6e2031",
+    ),
+    "Test": Archive(
+        "Test.zip",
+        "https://data.mendeley.com/public-files/datasets/468j46mzdv/files/"
+        "05a4d654-7e03-4c15-bdfa-9bb2bcbea494/file_downloaded",
+        "69ca8762b2fe404d9b9bad1103e97832",
+    ),
 }
 
 
@@ -56,8 +62,7 @@ def file_md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def download(url: str, dest: str | os.PathLike, md5: str, *, progress: bool = True,
-             timeout: float = 60.0) -> Path:
+def download(url: str, dest: str | os.PathLike, md5: str, *, progress: bool = True, timeout: float = 60.0) -> Path:
     """Fetch ``url`` to ``dest``, resuming ``dest.part``; verify the MD5; return ``dest``.
 
     An existing ``dest`` with the right MD5 is kept. A wrong MD5 removes the
@@ -89,22 +94,27 @@ def download(url: str, dest: str | os.PathLike, md5: str, *, progress: bool = Tr
                 have = 0
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            with open(part, "ab" if have else "wb") as out, \
-                    tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name,
-                         disable=not progress) as bar:
+            with (
+                open(part, "ab" if have else "wb") as out,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar,
+            ):
                 try:
                     for block in iter(lambda: response.read(CHUNK), b""):
                         out.write(block)
                         bar.update(len(block))
                 except OSError as exc:
-                    raise DownloadError(f"{url}: connection lost after {out.tell()} bytes ({exc}); "
-                                        f"run again to resume") from None
+                    raise DownloadError(
+                        f"{url}: connection lost after {out.tell()} bytes ({exc}); run again to resume"
+                    ) from None
     got = file_md5(part)
     if got != md5:
         size = part.stat().st_size
         part.unlink()
-        raise DataFormatError(dest, f"MD5 {got} of the {size}-byte download does not match the "
-                                    f"expected {md5}; removed it, run again to download afresh")
+        raise DataFormatError(
+            dest,
+            f"MD5 {got} of the {size}-byte download does not match the "
+            f"expected {md5}; removed it, run again to download afresh",
+        )
     part.replace(dest)
     return dest
 
@@ -120,16 +130,23 @@ def unpack(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
                 target = (dest / member.filename).resolve()
                 if root != target and root not in target.parents:
                     raise DataFormatError(archive, f"member {member.filename!r} would extract outside {dest}")
-            for member in tqdm(zf.infolist(), desc=f"unpack {archive.name}", unit="file",
-                               disable=len(zf.infolist()) < 1000):
+            for member in tqdm(
+                zf.infolist(), desc=f"unpack {archive.name}", unit="file", disable=len(zf.infolist()) < 1000
+            ):
                 zf.extract(member, dest)
     except zipfile.BadZipFile as exc:
         raise DataFormatError(archive, f"not a valid zip archive ({exc})") from None
     return dest
 
 
-def download_nmnist(dest: str | os.PathLike, splits=("Train", "Test"), *, archives=None,
-                    progress: bool = True, keep_archives: bool = False) -> Path:
+def download_nmnist(
+    dest: str | os.PathLike,
+    splits=("Train", "Test"),
+    *,
+    archives=None,
+    progress: bool = True,
+    keep_archives: bool = False,
+) -> Path:
     """Download and unpack N-MNIST into ``dest`` (``dest/Train/<digit>/*.bin`` …).
 
     ``archives`` maps split → :class:`Archive` (default the official ones);

@@ -1,9 +1,10 @@
 """``open_source(cfg, data_root)``: the dataset or stream a ``SourceConfig`` asks for."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -25,10 +26,17 @@ class PacketStream:
 
     def __init__(self, raw, cfg: SourceConfig, name: str):
         from biograd.sources.preprocess import Preprocessor
+
         self.raw, self.name = raw, name
-        self.preprocess = Preprocessor(raw.geometry, roi=cfg.roi, resize=cfg.resize, polarity=cfg.polarity,
-                                       noise_filter=cfg.noise_filter, noise_window_us=cfg.noise_window_us,
-                                       refractory_us=cfg.refractory_us)
+        self.preprocess = Preprocessor(
+            raw.geometry,
+            roi=cfg.roi,
+            resize=cfg.resize,
+            polarity=cfg.polarity,
+            noise_filter=cfg.noise_filter,
+            noise_window_us=cfg.noise_window_us,
+            refractory_us=cfg.refractory_us,
+        )
 
     @property
     def geometry(self):
@@ -40,10 +48,11 @@ class PacketStream:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         from biograd.sources.live import _PolledStream
+
         live = isinstance(self.raw, _PolledStream)
         for packet in self.raw.packets(heartbeat=self.heartbeat) if live else self.raw.packets():
             if packet.size == 0:
-                yield packet      # heartbeat
+                yield packet  # heartbeat
                 continue
             out = self.preprocess(packet)
             if out.size:
@@ -53,8 +62,14 @@ class PacketStream:
         self.raw.close()
 
 
-def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *,
-                epoch: int | None = None, skip: int | None = None, connect_timeout: float = 5.0):
+def open_source(
+    cfg: SourceConfig,
+    data_root: str | os.PathLike | None = None,
+    *,
+    epoch: int | None = None,
+    skip: int | None = None,
+    connect_timeout: float = 5.0,
+):
     """The dataset (iterates ``Sample``s, has ``len``) or :class:`PacketStream` for ``cfg``.
 
     Datasets: with ``epoch`` given, one pass over that epoch's seeded order from
@@ -65,17 +80,29 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
     epochs = cfg.epochs if epoch is None else None
     if cfg.kind == "nmnist":
         from biograd.sources.nmnist import NMNISTDataset, locate_nmnist
+
         root = locate_nmnist(cfg.path, data_root)
         split = "train" if cfg.split == "train_full" else cfg.split
-        return NMNISTDataset(root, split, seed=cfg.seed, shuffle=cfg.shuffle, limit=cfg.limit,
-                             epochs=epochs or 1, skip=skip, epoch=epoch)
+        return NMNISTDataset(
+            root, split, seed=cfg.seed, shuffle=cfg.shuffle, limit=cfg.limit, epochs=epochs or 1, skip=skip, epoch=epoch
+        )
     if cfg.kind == "mnist":
         from biograd.sources.mnist import MNISTDataset, locate_mnist
-        return MNISTDataset(locate_mnist(cfg.path, data_root), cfg.split, seed=cfg.seed, shuffle=cfg.shuffle,
-                            limit=cfg.limit, epochs=epochs or 1, skip=skip, epoch=epoch,
-                            timesteps=cfg.mnist_timesteps)
+
+        return MNISTDataset(
+            locate_mnist(cfg.path, data_root),
+            cfg.split,
+            seed=cfg.seed,
+            shuffle=cfg.shuffle,
+            limit=cfg.limit,
+            epochs=epochs or 1,
+            skip=skip,
+            epoch=epoch,
+            timesteps=cfg.mnist_timesteps,
+        )
     if cfg.kind == "aedat":
         from biograd.sources.aedat4 import AedatRecording
+
         path = Path(cfg.path).expanduser() if cfg.path else None
         if path is None:
             raise ConfigError("source.path = '': source.kind = 'aedat' needs the .aedat4 file")
@@ -86,16 +113,20 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
         return PacketStream(AedatRecording(path, backend=cfg.backend, speed=cfg.speed), cfg, path.name)
     if cfg.kind == "camera":
         from biograd.sources.live import CameraStream
+
         return PacketStream(CameraStream(cfg.camera), cfg, f"camera:{cfg.camera or 'first'}")
     if cfg.kind == "dvstream":
         from biograd.sources.live import DVNetworkStream, parse_address
+
         host, port = parse_address(cfg.address)
         stream = DVNetworkStream(host, port)
         if not stream.wait_connected(connect_timeout):
             error = stream.stats.last_error
             stream.close()
-            raise DataNotFoundError(f"DV stream {host}:{port}: no server answered within {connect_timeout:g} s"
-                                    + (f" ({error})" if error else ""))
+            raise DataNotFoundError(
+                f"DV stream {host}:{port}: no server answered within {connect_timeout:g} s"
+                + (f" ({error})" if error else "")
+            )
         return PacketStream(stream, cfg, f"dv://{host}:{port}")
     raise ConfigError(f"source.kind = {cfg.kind!r}: unknown")
 
@@ -103,7 +134,7 @@ def open_source(cfg: SourceConfig, data_root: str | os.PathLike | None = None, *
 def make_windower(cfg: SourceConfig, stream):
     """The :class:`~sources.windowing.Windower` that cuts ``stream`` into samples per ``cfg``."""
     from biograd.sources.windowing import Windower
+
     if cfg.window_events:
         return Windower(stream.geometry, count=cfg.window_events, source=getattr(stream, "name", cfg.kind))
-    return Windower(stream.geometry, duration_us=cfg.window_us,
-                    source=getattr(stream, "name", cfg.kind))
+    return Windower(stream.geometry, duration_us=cfg.window_us, source=getattr(stream, "name", cfg.kind))

@@ -1,4 +1,5 @@
 """`biograd data info PATH`: what a supported file or dataset folder holds."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,11 @@ NMNIST_INFO_FILES = 200
 def _event_summary(events: np.ndarray) -> dict:
     if events.size == 0:
         return {"events": 0}
-    return {"events": int(events.size), "duration_us": int(events["t"][-1] - events["t"][0]),
-            "on_fraction": float(events["p"].mean())}
+    return {
+        "events": int(events.size),
+        "duration_us": int(events["t"][-1] - events["t"][0]),
+        "on_fraction": float(events["p"].mean()),
+    }
 
 
 def describe(path: str | os.PathLike) -> dict:
@@ -32,21 +36,34 @@ def describe(path: str | os.PathLike) -> dict:
         raise DataFormatError(path, "not a dataset folder: expected N-MNIST (Train/ Test/) or MNIST IDX files")
     name = path.name
     if name.endswith(".bin"):
-        from biograd.sources.nmnist import read_nmnist
         from biograd.pipeline.events import NMNIST_GEOMETRY
-        return {"path": str(path), "format": "N-MNIST sample (.bin, 5-byte events)",
-                "geometry": f"{NMNIST_GEOMETRY.width}x{NMNIST_GEOMETRY.height}", **_event_summary(read_nmnist(path))}
+        from biograd.sources.nmnist import read_nmnist
+
+        return {
+            "path": str(path),
+            "format": "N-MNIST sample (.bin, 5-byte events)",
+            "geometry": f"{NMNIST_GEOMETRY.width}x{NMNIST_GEOMETRY.height}",
+            **_event_summary(read_nmnist(path)),
+        }
     if name.endswith(".aedat4"):
         return _describe_aedat4(path)
     if "idx" in name and "ubyte" in name:
         from biograd.sources.mnist import read_idx
+
         arr = read_idx(path)
-        out = {"path": str(path), "format": "IDX" + (" (gzip)" if name.endswith(".gz") else ""),
-               "shape": "x".join(map(str, arr.shape)), "dtype": str(arr.dtype)}
+        out = {
+            "path": str(path),
+            "format": "IDX" + (" (gzip)" if name.endswith(".gz") else ""),
+            "shape": "x".join(map(str, arr.shape)),
+            "dtype": str(arr.dtype),
+        }
         if arr.ndim == 1:
             counts = np.bincount(np.asarray(arr), minlength=10)
-            out.update(samples=int(arr.shape[0]), classes=int(np.count_nonzero(counts)),
-                       class_counts="/".join(map(str, counts)))
+            out.update(
+                samples=int(arr.shape[0]),
+                classes=int(np.count_nonzero(counts)),
+                class_counts="/".join(map(str, counts)),
+            )
         else:
             out.update(samples=int(arr.shape[0]), geometry=f"{arr.shape[2]}x{arr.shape[1]}" if arr.ndim == 3 else "")
         return out
@@ -55,10 +72,11 @@ def describe(path: str | os.PathLike) -> dict:
 
 def _describe_aedat4(path: Path) -> dict:
     from biograd.sources.aedat4 import AedatRecording
+
     rec = AedatRecording(path, backend="aedat", strict=True)
     n = on = 0
     first = last = None
-    for packet in rec.packets():          # streamed: a long recording is never held whole
+    for packet in rec.packets():  # streamed: a long recording is never held whole
         n += packet.size
         on += int(packet["p"].sum())
         first = int(packet["t"][0]) if first is None else first
@@ -68,15 +86,20 @@ def _describe_aedat4(path: Path) -> dict:
     for _, sid, _ in rec.layout.packets:
         kind = rec.layout.streams[sid]["kind"]
         kinds[kind] = kinds.get(kind, 0) + 1
-    return {"path": str(path), "format": "AEDAT 4.0", "geometry": f"{rec.geometry.width}x{rec.geometry.height}",
-            **summary, "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-            "skipped_non_event_packets": sum(rec.stats.skipped.values())}
+    return {
+        "path": str(path),
+        "format": "AEDAT 4.0",
+        "geometry": f"{rec.geometry.width}x{rec.geometry.height}",
+        **summary,
+        "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+        "skipped_non_event_packets": sum(rec.stats.skipped.values()),
+    }
 
 
 def _describe_nmnist_folder(path: Path) -> dict:
     from biograd.sources.nmnist import list_split, read_nmnist
-    out = {"path": str(path), "format": "N-MNIST folder (Train/<digit>/*.bin, Test/<digit>/*.bin)",
-           "geometry": "34x34"}
+
+    out = {"path": str(path), "format": "N-MNIST folder (Train/<digit>/*.bin, Test/<digit>/*.bin)", "geometry": "34x34"}
     for split, folder in (("train", "Train"), ("test", "Test")):
         if not (path / folder).is_dir():
             continue
@@ -104,11 +127,15 @@ def _describe_nmnist_folder(path: Path) -> dict:
 def _describe_mnist_folder(path: Path) -> dict:
     from biograd.sources.config import SourceConfig
     from biograd.sources.mnist import FILES, VAL_SIZE, find_idx, read_idx
-    out = {"path": str(path), "format": "MNIST IDX folder (rate-coded to ON events, 1 ms per step)",
-           "geometry": "28x28"}
+
+    out = {
+        "path": str(path),
+        "format": "MNIST IDX folder (rate-coded to ON events, 1 ms per step)",
+        "geometry": "28x28",
+    }
     for name, (_, label_stem) in FILES.items():
         try:
-            labels = np.asarray(read_idx(find_idx(path, label_stem)))   # labels only: images are not needed
+            labels = np.asarray(read_idx(find_idx(path, label_stem)))  # labels only: images are not needed
         except DataNotFoundError:
             continue
         parts = {"test": labels} if name == "test" else {"train": labels[:-VAL_SIZE], "val": labels[-VAL_SIZE:]}

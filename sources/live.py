@@ -17,6 +17,7 @@ A network stream (the TCP protocol of ``dv.io.NetworkWriter``) reconnects when
 the server goes away: ``NetworkReader.isRunning()`` turns false, and the
 thread retries the connection every ``reconnect_delay`` seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -192,8 +193,17 @@ class _PolledStream:
 class DVNetworkStream(_PolledStream):
     """Events from a ``dv.io.NetworkWriter`` server (DV's TCP protocol); reconnects on loss."""
 
-    def __init__(self, host: str, port: int, *, reconnect: bool = True, reconnect_delay: float = 0.2,
-                 queue_size: int = 4096, gap_factor: float = 20.0, poll_interval: float = 0.0005):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.2,
+        queue_size: int = 4096,
+        gap_factor: float = 20.0,
+        poll_interval: float = 0.0005,
+    ):
         super().__init__(f"dv://{host}:{port}", queue_size, gap_factor, poll_interval)
         self.host, self.port = host, int(port)
         self._reconnect = reconnect
@@ -201,6 +211,7 @@ class DVNetworkStream(_PolledStream):
 
     def _connect(self):
         import dv_processing as dv
+
         reader = dv.io.NetworkReader(self.host, self.port)
         if not reader.isEventStreamAvailable():
             raise DataNotFoundError(f"{self.name}: the server sends no event stream")
@@ -233,6 +244,7 @@ def parse_address(text: str, default_port: int = 7777) -> tuple[str, int]:
 def list_cameras() -> list[str]:
     """Names (``<model>_<serial>``) of the cameras dv-processing can see."""
     import dv_processing as dv
+
     return [f"{d.cameraModel}_{d.serialNumber}" for d in dv.io.camera.discover()]
 
 
@@ -245,6 +257,7 @@ def open_camera(name: str = "", *, discover: Callable | None = None, opener: Cal
     ``discover``/``opener`` default to dv-processing's (tests pass stand-ins).
     """
     import dv_processing as dv
+
     discover = discover or dv.io.camera.discover
     opener = opener or dv.io.camera.open
     found = list(discover())
@@ -252,7 +265,8 @@ def open_camera(name: str = "", *, discover: Callable | None = None, opener: Cal
     if not found:
         raise HardwareUnavailableError(
             "no DVS camera found (dv-processing discovered none on USB); attach one, or replay a "
-            "recording with source.kind=aedat, or read a DV network stream with source.kind=dvstream")
+            "recording with source.kind=aedat, or read a DV network stream with source.kind=dvstream"
+        )
     if name:
         match = [d for d, n in zip(found, names) if name in (n, d.serialNumber)]
         if not match:
@@ -264,15 +278,16 @@ def open_camera(name: str = "", *, discover: Callable | None = None, opener: Cal
         return opener(target)
     except (IndexError, RuntimeError) as exc:
         raise HardwareUnavailableError(
-            f"camera {target.cameraModel}_{target.serialNumber} could not be opened: "
-            f"{str(exc).splitlines()[0]}") from None
+            f"camera {target.cameraModel}_{target.serialNumber} could not be opened: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 class CameraStream(_PolledStream):
     """Events from a DVS camera on USB (dv-processing); opening fails at once if none is there."""
 
-    def __init__(self, name: str = "", *, queue_size: int = 4096, gap_factor: float = 20.0,
-                 poll_interval: float = 0.0005):
+    def __init__(
+        self, name: str = "", *, queue_size: int = 4096, gap_factor: float = 20.0, poll_interval: float = 0.0005
+    ):
         super().__init__(f"camera:{name or 'first'}", queue_size, gap_factor, poll_interval)
         self.camera_name = name
         self._camera = open_camera(name)

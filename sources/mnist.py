@@ -13,6 +13,7 @@ Uncompressed IDX files are memory-mapped (read image by image from disk);
 gzip files cannot be read at random offsets, so they are decompressed into
 memory once (47 MB for the training images) — unzip them to stream from disk.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -27,11 +28,19 @@ from biograd.sources.base import Sample, SeededDataset, seeded_subset
 
 MNIST_GEOMETRY = Geometry(28, 28)
 VAL_SIZE = 10_000
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 #: IDX type code → dtype (only unsigned bytes are used by MNIST, the rest for completeness).
-IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
-             0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -61,8 +70,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     need = header + int(np.prod(shape)) * dtype.itemsize
     size = len(raw) if gz else path.stat().st_size
     if size != need:
-        raise DataFormatError(path, f"shape {shape} needs {need} bytes"
-                                    f"{' uncompressed' if gz else ''}, the file has {size}", min(size, need))
+        raise DataFormatError(
+            path,
+            f"shape {shape} needs {need} bytes{' uncompressed' if gz else ''}, the file has {size}",
+            min(size, need),
+        )
     if gz:
         return np.frombuffer(raw, dtype, offset=header).reshape(shape)
     return np.memmap(path, dtype=dtype, mode="r", offset=header, shape=shape)
@@ -84,8 +96,10 @@ def locate_mnist(path, data_root) -> Path:
         return p
     if data_root and (Path(data_root) / "mnist").is_dir():
         return Path(data_root) / "mnist"
-    raise DataNotFoundError(f"MNIST not found (looked for {Path(data_root or '.') / 'mnist'}); point --data "
-                            f"or $BIOGRAD_DATA at the folder holding mnist/ with the four IDX files")
+    raise DataNotFoundError(
+        f"MNIST not found (looked for {Path(data_root or '.') / 'mnist'}); point --data "
+        f"or $BIOGRAD_DATA at the folder holding mnist/ with the four IDX files"
+    )
 
 
 class MNISTDataset(SeededDataset):
@@ -93,12 +107,25 @@ class MNISTDataset(SeededDataset):
 
     geometry = MNIST_GEOMETRY
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", *, seed: int = 0,
-                 shuffle: bool = True, limit: int = 0, epochs: int = 1, skip: int = 0,
-                 epoch: int | None = None, timesteps: int = 20, step_us: int = 1000):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        limit: int = 0,
+        epochs: int = 1,
+        skip: int = 0,
+        epoch: int | None = None,
+        timesteps: int = 20,
+        step_us: int = 1000,
+    ):
         if split not in ("train", "val", "train_full", "test"):
-            raise ConfigError(f"source.split = {split!r}: MNIST has splits train (first 50 000), "
-                              f"val (last 10 000 training images), train_full (all 60 000), test")
+            raise ConfigError(
+                f"source.split = {split!r}: MNIST has splits train (first 50 000), "
+                f"val (last 10 000 training images), train_full (all 60 000), test"
+            )
         self.root, self.split = Path(root), split
         self.seed, self.shuffle, self.epochs, self.skip, self.epoch = seed, shuffle, epochs, skip, epoch
         self.timesteps, self.step_us = timesteps, step_us
@@ -118,9 +145,11 @@ class MNISTDataset(SeededDataset):
         self.indices = self.indices[seeded_subset(self.indices.size, limit, seed)]
         bad = np.flatnonzero(np.asarray(self.labels[self.indices]) > 9)
         if bad.size:
-            raise DataFormatError(lab_path, f"label {int(self.labels[self.indices[bad[0]]])} at index "
-                                            f"{int(self.indices[bad[0]])} is not a digit",
-                                  8 + int(self.indices[bad[0]]))
+            raise DataFormatError(
+                lab_path,
+                f"label {int(self.labels[self.indices[bad[0]]])} at index {int(self.indices[bad[0]])} is not a digit",
+                8 + int(self.indices[bad[0]]),
+            )
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -131,6 +160,7 @@ class MNISTDataset(SeededDataset):
 
     def sample(self, i: int, epoch: int = 0) -> Sample:
         from biograd.learner.encoding import mnist_to_events
+
         index = int(self.indices[i])
         rng = np.random.default_rng([self.seed, epoch, index])
         events = mnist_to_events(np.asarray(self.images[index]), self.timesteps, rng, self.step_us)

@@ -15,6 +15,7 @@ Order: epoch ``e`` visits the samples in the permutation drawn from
 reproducible, and a resumed run that skips the first ``n`` samples continues
 exactly where the interrupted one stopped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,12 @@ def decode_nmnist(raw, path: str | os.PathLike = "<bytes>") -> np.ndarray:
     buf = np.frombuffer(raw, dtype=np.uint8)
     if buf.size % BYTES_PER_EVENT:
         whole = buf.size - buf.size % BYTES_PER_EVENT
-        raise DataFormatError(path, f"size {buf.size} bytes is not a multiple of {BYTES_PER_EVENT} "
-                                    f"(truncated file? the last event starts at byte {whole})", whole)
+        raise DataFormatError(
+            path,
+            f"size {buf.size} bytes is not a multiple of {BYTES_PER_EVENT} "
+            f"(truncated file? the last event starts at byte {whole})",
+            whole,
+        )
     words = buf.reshape(-1, BYTES_PER_EVENT)
     out = empty_events(words.shape[0])
     out["x"] = words[:, 0]
@@ -59,14 +64,19 @@ def decode_nmnist(raw, path: str | os.PathLike = "<bytes>") -> np.ndarray:
         bad = np.flatnonzero(out[field] >= limit)
         if bad.size:
             i = int(bad[0])
-            raise DataFormatError(path, f"event {i} has {field}={int(out[field][i])} outside the 34x34 "
-                                        f"sensor ({bad.size} such events)", i * BYTES_PER_EVENT)
+            raise DataFormatError(
+                path,
+                f"event {i} has {field}={int(out[field][i])} outside the 34x34 sensor ({bad.size} such events)",
+                i * BYTES_PER_EVENT,
+            )
     back = np.flatnonzero(np.diff(out["t"]) < 0)
     if back.size:
         i = int(back[0]) + 1
-        raise DataFormatError(path, f"timestamps go backwards at event {i} "
-                                    f"({int(out['t'][i - 1])} us -> {int(out['t'][i])} us)",
-                              i * BYTES_PER_EVENT)
+        raise DataFormatError(
+            path,
+            f"timestamps go backwards at event {i} ({int(out['t'][i - 1])} us -> {int(out['t'][i])} us)",
+            i * BYTES_PER_EVENT,
+        )
     return out
 
 
@@ -79,12 +89,15 @@ def read_nmnist(path: str | os.PathLike) -> np.ndarray:
 def list_split(root: Path, split: str) -> list[tuple[Path, int]]:
     """Every ``(file, label)`` of a split, sorted by digit then id."""
     if split not in SPLIT_FOLDERS:
-        raise ConfigError(f"source.split = {split!r}: N-MNIST has splits "
-                          f"{', '.join(SPLIT_FOLDERS)} (no val split; use MNIST for that)")
+        raise ConfigError(
+            f"source.split = {split!r}: N-MNIST has splits "
+            f"{', '.join(SPLIT_FOLDERS)} (no val split; use MNIST for that)"
+        )
     folder = root / SPLIT_FOLDERS[split]
     if not folder.is_dir():
-        raise DataNotFoundError(f"{folder} does not exist: an N-MNIST folder holds Train/<digit>/*.bin "
-                                f"and Test/<digit>/*.bin")
+        raise DataNotFoundError(
+            f"{folder} does not exist: an N-MNIST folder holds Train/<digit>/*.bin and Test/<digit>/*.bin"
+        )
     items = []
     for digit in range(10):
         sub = folder / str(digit)
@@ -113,9 +126,15 @@ def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike |
     # A run opens the source several times (length, each split, each epoch): say it once.
     level = logging.DEBUG if _bundled_notice_given else logging.WARNING
     _bundled_notice_given = True
-    log.log(level, "N-MNIST not found under %s (looked for %s; set --data or $%s): using the bundled "
-            "sample (10 train + up to 3 test samples per digit) in %s", data_root,
-            " or ".join(DATASET_NAMES), ENV_VAR, BUNDLED_ROOT)
+    log.log(
+        level,
+        "N-MNIST not found under %s (looked for %s; set --data or $%s): using the bundled "
+        "sample (10 train + up to 3 test samples per digit) in %s",
+        data_root,
+        " or ".join(DATASET_NAMES),
+        ENV_VAR,
+        BUNDLED_ROOT,
+    )
     return BUNDLED_ROOT
 
 
@@ -129,9 +148,18 @@ class NMNISTDataset(SeededDataset):
 
     geometry = NMNIST_GEOMETRY
 
-    def __init__(self, root: str | os.PathLike, split: str = "train", *, seed: int = 0,
-                 shuffle: bool = True, limit: int = 0, epochs: int = 1, skip: int = 0,
-                 epoch: int | None = None):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        limit: int = 0,
+        epochs: int = 1,
+        skip: int = 0,
+        epoch: int | None = None,
+    ):
         self.root = Path(root)
         self.split = split
         self.seed, self.shuffle, self.epochs, self.skip, self.epoch = seed, shuffle, epochs, skip, epoch

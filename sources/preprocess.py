@@ -18,6 +18,7 @@ down-sample → polarity. Each step is also a plain function.
   ``refractory_us`` before (the last *kept* event counts, as in a sensor's
   refractory period).
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -37,8 +38,10 @@ def crop(events: np.ndarray, geometry: Geometry, roi: tuple[int, int, int, int])
     """Events inside ``roi = (x0, y0, width, height)``, shifted so the ROI starts at (0, 0)."""
     x0, y0, w, h = (int(v) for v in roi)
     if x0 < 0 or y0 < 0 or w <= 0 or h <= 0 or x0 + w > geometry.width or y0 + h > geometry.height:
-        raise ConfigError(f"source.roi = {tuple(roi)}: must lie inside the "
-                          f"{geometry.width}x{geometry.height} sensor with positive size")
+        raise ConfigError(
+            f"source.roi = {tuple(roi)}: must lie inside the "
+            f"{geometry.width}x{geometry.height} sensor with positive size"
+        )
     x, y = events["x"], events["y"]
     keep = (x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h)
     out = events[keep]
@@ -81,8 +84,9 @@ def _refractory(t, x, y, width, refractory_us, last):
     return keep
 
 
-def refractory_filter(events: np.ndarray, geometry: Geometry, refractory_us: int,
-                      last_t: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def refractory_filter(
+    events: np.ndarray, geometry: Geometry, refractory_us: int, last_t: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop events of a pixel within ``refractory_us`` of that pixel's last kept event.
 
     Pure: returns ``(kept_events, new_last_t)``; pass ``new_last_t`` with the next
@@ -96,8 +100,14 @@ def refractory_filter(events: np.ndarray, geometry: Geometry, refractory_us: int
         if last_t.shape != (n,):
             raise ConfigError(f"refractory state has shape {last_t.shape}, expected ({n},)")
         last = last_t.copy()
-    keep = _refractory(np.ascontiguousarray(events["t"]), np.ascontiguousarray(events["x"]),
-                       np.ascontiguousarray(events["y"]), geometry.width, int(refractory_us), last)
+    keep = _refractory(
+        np.ascontiguousarray(events["t"]),
+        np.ascontiguousarray(events["x"]),
+        np.ascontiguousarray(events["y"]),
+        geometry.width,
+        int(refractory_us),
+        last,
+    )
     return events[keep], last
 
 
@@ -106,6 +116,7 @@ class DVNoiseFilter:
 
     def __init__(self, kind: str, geometry: Geometry, window_us: int = 2000):
         import dv_processing as dv
+
         size = (geometry.width, geometry.height)
         delta = timedelta(microseconds=int(window_us))
         if kind == "background_activity":
@@ -129,9 +140,17 @@ class DVNoiseFilter:
 class Preprocessor:
     """crop → noise filter → refractory → down-sample → polarity, for one stream."""
 
-    def __init__(self, geometry: Geometry, *, roi: tuple = (), resize: tuple = (),
-                 polarity: Literal["both", "on", "off", "merge"] = "both",
-                 noise_filter: str = "none", noise_window_us: int = 2000, refractory_us: int = 0):
+    def __init__(
+        self,
+        geometry: Geometry,
+        *,
+        roi: tuple = (),
+        resize: tuple = (),
+        polarity: Literal["both", "on", "off", "merge"] = "both",
+        noise_filter: str = "none",
+        noise_window_us: int = 2000,
+        refractory_us: int = 0,
+    ):
         if polarity not in POLARITY_MODES:
             raise ConfigError(f"source.polarity = {polarity!r}: must be one of {', '.join(POLARITY_MODES)}")
         self.input_geometry = geometry

@@ -14,6 +14,7 @@ progress at that moment mixes what came before the label, so its events are
 discarded (counted in ``discarded_events``); the next window is labelled ``k``,
 later ones are unlabelled (``None``) until the next ``set_label``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +25,13 @@ from biograd.sources.base import Sample
 
 
 class Windower:
-    def __init__(self, geometry: Geometry, *, duration_us: int = 0, count: int = 0,
-                 source: str = "live", min_events: int = 1):
+    def __init__(
+        self, geometry: Geometry, *, duration_us: int = 0, count: int = 0, source: str = "live", min_events: int = 1
+    ):
         if (duration_us > 0) == (count > 0):
-            raise ConfigError(f"windowing: give exactly one of duration_us (got {duration_us}) "
-                              f"or count (got {count}) > 0")
+            raise ConfigError(
+                f"windowing: give exactly one of duration_us (got {duration_us}) or count (got {count}) > 0"
+            )
         self.geometry, self.source = geometry, source
         self.duration_us, self.count, self.min_events = int(duration_us), int(count), int(min_events)
         self._chunks: list[np.ndarray] = []
@@ -73,7 +76,7 @@ class Windower:
         if self.count:
             while self._buffered >= self.count:
                 buf = self._buffer()
-                window, rest = buf[:self.count], buf[self.count:]
+                window, rest = buf[: self.count], buf[self.count :]
                 self._chunks, self._buffered = [rest] if rest.size else [], rest.size
                 sample = self._emit(window, int(window["t"][0]))
                 if sample is not None:

@@ -1,4 +1,5 @@
 """Shared fixtures: where the real data is (``$BIOGRAD_DATA``)."""
+
 from __future__ import annotations
 
 import os

@@ -1,10 +1,11 @@
 """Fixtures of the deployment tests."""
+
 from __future__ import annotations
 
 import pytest
+from deploy_helpers import small_learner
 
 from biograd.deploy.params import NetworkParams
-from deploy_helpers import small_learner
 
 
 @pytest.fixture

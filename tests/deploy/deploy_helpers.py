@@ -1,4 +1,5 @@
 """Helpers shared by the deployment tests: small BioGrad networks and random rasters."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,11 @@ from biograd.learner.network import BioGradLearner
 
 
 def small_learner(sizes=(40, 16, 10), T=10, te=3, seed=0) -> BioGradLearner:
-    return BioGradLearner(LearnerConfig(layer_sizes=sizes, timesteps=T, error_start=te, dtype="float64",
-                                        seed=seed, sleep=False, batch_size=1))
+    return BioGradLearner(
+        LearnerConfig(
+            layer_sizes=sizes, timesteps=T, error_start=te, dtype="float64", seed=seed, sleep=False, batch_size=1
+        )
+    )
 
 
 def random_rasters(n, T, n_in, density=0.35, seed=1):

@@ -1,12 +1,12 @@
 """The hardware path: a clear HardwareUnavailableError, never Lava's NameError."""
+
 import pytest
+from deploy_helpers import random_rasters
 
 from biograd.deploy.backend import missing_hw_modules, run_config
 from biograd.deploy.inference import run_inference
 from biograd.pipeline.cli import main
 from biograd.pipeline.errors import ConfigError, HardwareUnavailableError
-
-from deploy_helpers import random_rasters
 
 needs_no_chip = pytest.mark.skipif(not missing_hw_modules(), reason="lava-loihi is installed here")
 

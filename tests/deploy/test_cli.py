@@ -1,9 +1,10 @@
 """``biograd deploy export|run|learn`` end to end on small networks."""
+
 import numpy as np
+from deploy_helpers import small_learner
 
 from biograd.learner.network import BioGradLearner
 from biograd.pipeline.cli import main
-from deploy_helpers import small_learner
 
 
 def test_export_writes_the_integer_network(learner, tmp_path, capsys):
@@ -28,29 +29,77 @@ def test_export_of_a_broken_file_is_one_clear_line(tmp_path, capsys):
 def test_run_on_real_mnist_compares_with_the_learner(tmp_path, data_dir, capsys):
     learner = small_learner(sizes=(784, 20, 10), T=20, te=5, seed=2)
     ckpt = learner.save(tmp_path / "mnist.npz")
-    assert main(["deploy", "run", str(ckpt), "--dataset", "mnist", "--limit", "4", "--backend", "floating_pt",
-                 "--compare", "--data", str(data_dir)]) == 0
+    assert (
+        main(
+            [
+                "deploy",
+                "run",
+                str(ckpt),
+                "--dataset",
+                "mnist",
+                "--limit",
+                "4",
+                "--backend",
+                "floating_pt",
+                "--compare",
+                "--data",
+                str(data_dir),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Lava floating_pt accuracy" in out and "same prediction as Lava on 1.0000" in out
 
 
 def test_learn_emulated_on_real_mnist_saves_a_checkpoint(tmp_path, data_dir, capsys):
     out = tmp_path / "learned.npz"
-    assert main(["deploy", "learn", "--dataset", "mnist", "--hidden", "16", "--train", "30", "--test", "10",
-                 "--out", str(out), "--data", str(data_dir)]) == 0
+    assert (
+        main(
+            [
+                "deploy",
+                "learn",
+                "--dataset",
+                "mnist",
+                "--hidden",
+                "16",
+                "--train",
+                "30",
+                "--test",
+                "10",
+                "--out",
+                str(out),
+                "--data",
+                str(data_dir),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "on-chip learning (emulate): 30 samples" in text and "test accuracy" in text
     learned = BioGradLearner.load(out)
     assert learned.config.layer_sizes == (784, 16, 10)
     # weights sit on the on-chip grid (2^-11)
-    w = learned.weights[0] * 2 ** 11
+    w = learned.weights[0] * 2**11
     np.testing.assert_array_equal(w, np.round(w))
 
 
 def test_learn_in_lava_and_in_the_emulation_give_the_same_network(tmp_path, data_dir, capsys):
     """Real MNIST through the CLI: the Lava graph and the Numba emulation learn identical integers."""
-    common = ["--dataset", "mnist", "--hidden", "8", "--train", "3", "--test", "3", "--data", str(data_dir),
-              "--set", "deploy.onchip_lr=0.01"]
+    common = [
+        "--dataset",
+        "mnist",
+        "--hidden",
+        "8",
+        "--train",
+        "3",
+        "--test",
+        "3",
+        "--data",
+        str(data_dir),
+        "--set",
+        "deploy.onchip_lr=0.01",
+    ]
     assert main(["deploy", "learn", "--engine", "lava", "--out", str(tmp_path / "lava.npz")] + common) == 0
     assert main(["deploy", "learn", "--engine", "emulate", "--out", str(tmp_path / "emu.npz")] + common) == 0
     text = capsys.readouterr().out
@@ -59,4 +108,4 @@ def test_learn_in_lava_and_in_the_emulation_give_the_same_network(tmp_path, data
     fresh = BioGradLearner(lava.config)
     for l in range(2):
         np.testing.assert_array_equal(lava.weights[l], emu.weights[l])
-    assert any(np.any(np.abs(lava.weights[l] - fresh.weights[l]) > 2 ** -10) for l in range(2))
+    assert any(np.any(np.abs(lava.weights[l] - fresh.weights[l]) > 2**-10) for l in range(2))

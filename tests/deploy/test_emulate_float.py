@@ -1,4 +1,5 @@
 """The float departure emulation's eligibility against the per-synapse trace recursion."""
+
 import numpy as np
 
 from biograd.deploy.emulate_float import _eligibility_rows, _forward
@@ -33,7 +34,7 @@ def _layer(seed):
 def test_event_form_equals_synapse_form_exact_and_pre_trace():
     for seed in range(5):
         x, v, s, psi = _layer(seed)
-        assert psi.any() and ((1 - s - v * psi) < 0).any()      # steps with κ < 0 occur
+        assert psi.any() and ((1 - s - v * psi) < 0).any()  # steps with κ < 0 occur
         for kappa_on, mu in ((True, 0.3), (False, 0.3), (False, np.exp(-1))):
             g = np.zeros_like(v)
             _eligibility_rows(v, s.astype(np.float64), psi, mu, kappa_on, g)

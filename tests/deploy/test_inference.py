@@ -1,13 +1,13 @@
 """The exported network in Lava against the Numba learner and the integer reference."""
+
 import numpy as np
 import pytest
+from deploy_helpers import random_rasters, small_learner
 
 from biograd.deploy.inference import reference_counts, run_inference
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import quantize_network
 from biograd.pipeline.errors import BioGradError
-
-from deploy_helpers import random_rasters, small_learner
 
 
 def test_floating_pt_gives_the_learners_counts_and_predictions(learner, params):
@@ -15,7 +15,7 @@ def test_floating_pt_gives_the_learners_counts_and_predictions(learner, params):
     res = run_inference(params, rasters, "floating_pt")
     learner_out = [learner.predict(r) for r in rasters]
     expected = np.array([c for _, c in learner_out])
-    assert expected.sum() > 0                                   # the network does spike
+    assert expected.sum() > 0  # the network does spike
     np.testing.assert_array_equal(res.counts, expected)
     np.testing.assert_array_equal(res.predictions, [p for p, _ in learner_out])
 
@@ -31,6 +31,7 @@ def test_fixed_pt_equals_the_integer_reference(params):
 
 def test_real_nmnist_through_sources_and_encoder(nmnist_dir):
     from biograd.deploy.data import load_rasters
+
     rasters, labels = load_rasters("nmnist", "test", nmnist_dir.parent, limit=3)
     assert len(rasters) == 3 and rasters[0].n_inputs == 2312 and rasters[0].timesteps == 60
     learner = small_learner(sizes=(2312, 24, 10), T=60, te=19, seed=3)

@@ -1,11 +1,12 @@
 """On-chip learning: the Numba emulation against Lava fixed_pt, integer for integer."""
+
 import numpy as np
 import pytest
+from deploy_helpers import random_rasters, small_learner
 
 from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
 from biograd.deploy.params import NetworkParams
 from biograd.pipeline.errors import ConfigError
-from deploy_helpers import random_rasters, small_learner
 
 T, TE, N_IN, N_HID = 6, 1, 16, 8
 
@@ -28,14 +29,21 @@ def test_rule_strings_are_the_products_the_emulator_implements():
         rule = plan.learning_rule(l)
         for target, ps in rule.active_product_series.items():
             products.setdefault(target, []).append(
-                [(p.dependency, p.s_mantissa, p.s_exp, [(f.state_var, f.const) for f in p.factors])
-                 for p in ps.products])
+                [
+                    (p.dependency, p.s_mantissa, p.s_exp, [(f.state_var, f.const) for f in p.factors])
+                    for p in ps.products
+                ]
+            )
         m, k = plan.layers[l].dw_mant, plan.layers[l].dw_exp
-        assert products["dw"][l] == [("u", -m, k + 7, [("t", None), ("y2", None)]),
-                                     ("u", m, k + 7, [("t", None), ("y3", None)])]
-        assert products["dt"][l] == [("u", 1, 7, [("x1", None), ("y1", None)]),
-                                     ("x0", -1, 8, [("y1", None)]),
-                                     ("u", -1, 6, [("t", None), ("y3", None)])]
+        assert products["dw"][l] == [
+            ("u", -m, k + 7, [("t", None), ("y2", None)]),
+            ("u", m, k + 7, [("t", None), ("y3", None)]),
+        ]
+        assert products["dt"][l] == [
+            ("u", 1, 7, [("x1", None), ("y1", None)]),
+            ("x0", -1, 8, [("y1", None)]),
+            ("u", -1, 6, [("t", None), ("y3", None)]),
+        ]
         assert rule.x1_impulse == plan.impulse and rule.x1_tau == plan.tau and rule.t_epoch == 1
         assert rule.y1_tau == rule.y2_tau == rule.y3_tau == 65535
 
@@ -55,12 +63,13 @@ def test_emulation_matches_lava_step_by_step():
                 lava, mine = net.state(), emu.state()
                 for key in lava:
                     for l in range(plan.n_layers):
-                        np.testing.assert_array_equal(mine[key][l], lava[key][l],
-                                                      err_msg=f"{key}[{l}] at sample {k} phase {phase}")
+                        np.testing.assert_array_equal(
+                            mine[key][l], lava[key][l], err_msg=f"{key}[{l}] at sample {k} phase {phase}"
+                        )
         changed = [int((lava["weights"][l] != plan.layers[l].weights).sum()) for l in range(2)]
     finally:
         net.stop()
-    assert min(changed) > 0, changed          # both layers learned
+    assert min(changed) > 0, changed  # both layers learned
 
 
 def test_emulation_matches_lava_over_a_longer_run():
@@ -84,7 +93,7 @@ def test_plan_checks_and_realised_learning_rate():
     plan = plan_onchip(params, lr=1e-3)
     for lay in plan.layers:
         assert 1 <= lay.dw_mant <= 7 and lay.dw_exp >= -7
-        assert 0.7e-3 < lay.lr < 1.42e-3                   # m 2^k within a factor sqrt 2
+        assert 0.7e-3 < lay.lr < 1.42e-3  # m 2^k within a factor sqrt 2
         assert np.all(lay.weights % 2 == 0)
     assert plan.period == T + 3
     with pytest.raises(ConfigError, match="trace_impulse = 12"):

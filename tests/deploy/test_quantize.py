@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
+from deploy_helpers import random_rasters
 
 from biograd.deploy.inference import reference_counts
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import quantization_report, quantize_layer, quantize_network
 from biograd.pipeline.errors import DataFormatError, DataNotFoundError
-
-from deploy_helpers import random_rasters
 
 
 def test_layer_integers_respect_loihi_ranges_and_round_trip():
@@ -16,13 +15,13 @@ def test_layer_integers_respect_loihi_ranges_and_round_trip():
     q = quantize_layer(w, b, lam=0.3, vth=0.3)
     assert q.weights.dtype == np.int32
     assert np.all(q.weights % 2 == 0) and q.weights.min() >= -254 and q.weights.max() <= 254
-    assert np.abs(q.weights).max() == 254           # the largest weight uses the whole mantissa
+    assert np.abs(q.weights).max() == 254  # the largest weight uses the whole mantissa
     assert 0 <= q.weight_exp <= 7 and 0 < q.vth <= 4096
     assert np.all(np.abs(q.bias_mant) <= 4095) and 0 <= q.bias_exp <= 7
     wq, bq, th, lam = q.dequantized()
-    assert np.max(np.abs(wq - w)) <= q.w_lsb + 1e-15          # even grid: error at most one LSB
-    assert np.max(np.abs(bq - b)) <= 2 ** q.bias_exp / q.scale / 2 + 1e-15
-    assert abs(th - 0.3) <= 32 / q.scale + 1e-15              # vth << 6: half a step of 64
+    assert np.max(np.abs(wq - w)) <= q.w_lsb + 1e-15  # even grid: error at most one LSB
+    assert np.max(np.abs(bq - b)) <= 2**q.bias_exp / q.scale / 2 + 1e-15
+    assert abs(th - 0.3) <= 32 / q.scale + 1e-15  # vth << 6: half a step of 64
     assert q.dv == round(4096 * 0.7) and abs(lam - 0.3) <= 0.5 / 4096
 
 
@@ -49,8 +48,10 @@ def test_report_per_layer(params):
 def test_fixed_point_network_keeps_most_spike_counts(params):
     """The integer network is the float network up to rounding: counts stay close."""
     fixed = quantize_network(params)
-    diffs = [np.abs(reference_counts(params, r) - reference_counts(params, r, fixed)).sum()
-             for r in random_rasters(10, params.timesteps, 40)]
+    diffs = [
+        np.abs(reference_counts(params, r) - reference_counts(params, r, fixed)).sum()
+        for r in random_rasters(10, params.timesteps, 40)
+    ]
     total = sum(reference_counts(params, r).sum() for r in random_rasters(10, params.timesteps, 40))
     assert total > 0
     assert sum(diffs) <= 0.1 * total

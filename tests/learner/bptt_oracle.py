@@ -7,6 +7,7 @@ order. The spike nonlinearity s = [v > θ] gets the surrogate derivative
 reset gate (1 - s(t-1)), which is where κ = 1 - s - v ψ comes from. It shares no
 code with learner.kernels: agreement is the correctness check of both engines.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ class Node:
 
     def __init__(self, value, parents=()):
         self.value = np.asarray(value, dtype=np.float64)
-        self.parents = parents          # tuples (node, vjp: upstream -> contribution)
+        self.parents = parents  # tuples (node, vjp: upstream -> contribution)
         self.grad = None
         Node._counter += 1
         self.order = Node._counter

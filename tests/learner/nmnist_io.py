@@ -1,4 +1,5 @@
 """A minimal N-MNIST .bin reader for the learner tests (independent of sources/)."""
+
 from __future__ import annotations
 
 from pathlib import Path

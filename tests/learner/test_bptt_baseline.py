@@ -15,20 +15,26 @@ wrong sign, a missing reset term or an off-by-one in time would break it.
 The trained (step) network shares that code path; a separate test checks that its
 forward pass emits binary spikes and that Adam on real N-MNIST lowers the loss.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from biograd.learner.bptt_baseline import (BPTTConfig, BPTTLearner, cross_entropy, forward,
-                                   loss_and_grads)
+from biograd.learner.bptt_baseline import BPTTConfig, BPTTLearner, cross_entropy, forward, loss_and_grads
 
 
 def _small_problem(seed=3, sizes=(14, 9, 7, 4), T=9, B=3):
     rng = np.random.default_rng(seed)
-    cfg = BPTTConfig(layer_sizes=sizes, timesteps=T, dtype="float64",
-                     vdecay=(0.3, 0.5, 0.4), vth=(0.3, 0.25, 0.35), grad_win=(0.3, 0.2, 0.3),
-                     grad_amp=(1.0, 0.8, 1.2))
+    cfg = BPTTConfig(
+        layer_sizes=sizes,
+        timesteps=T,
+        dtype="float64",
+        vdecay=(0.3, 0.5, 0.4),
+        vth=(0.3, 0.25, 0.35),
+        grad_win=(0.3, 0.2, 0.3),
+        grad_amp=(1.0, 0.8, 1.2),
+    )
     params = [cfg.neuron(l) for l in range(len(sizes) - 1)]
     # Weights large enough that membranes sweep through the surrogate window often.
     weights = [rng.normal(0, 1.2 / np.sqrt(n_in), (n_out, n_in)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
@@ -98,7 +104,7 @@ def test_step_network_spikes_are_binary_and_training_lowers_the_loss(nmnist_dir)
     before, *_ = loss_and_grads(net.weights, net.biases, x, labels, net.params)
     for _ in range(6):
         for i in range(0, 64, 32):
-            net.train_batch(rasters[i:i + 32], labels[i:i + 32])
+            net.train_batch(rasters[i : i + 32], labels[i : i + 32])
     after, *_ = loss_and_grads(net.weights, net.biases, x, labels, net.params)
     assert after < before - 0.05, (before, after)
 

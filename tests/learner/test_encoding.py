@@ -1,18 +1,18 @@
 """Encoders: event binning rules, N-MNIST on real files, MNIST rate code and its event form."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from biograd.learner.encoding import (SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster,
-                              mnist_to_events)
-from biograd.pipeline.errors import EventFormatError
 from nmnist_io import read_nmnist_bin
+
+from biograd.learner.encoding import SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster, mnist_to_events
+from biograd.pipeline.errors import EventFormatError
 from biograd.pipeline.events import NMNIST_GEOMETRY, Geometry, make_events
 
 
 def _rows(raster):
-    return [raster.indices[raster.indptr[t]:raster.indptr[t + 1]].tolist() for t in range(raster.timesteps)]
+    return [raster.indices[raster.indptr[t] : raster.indptr[t + 1]].tolist() for t in range(raster.timesteps)]
 
 
 def test_rounding_binning_dedup_and_index_order():
@@ -22,14 +22,14 @@ def test_rounding_binning_dedup_and_index_order():
         [0, 2499, 2500, 2600, 4499, 4500, 14000, 14200, 14499, 14500, 19499, 19500],
         [1, 1, 2, 1, 3, 0, 2, 2, 0, 0, 3, 3],
         [0, 0, 1, 0, 2, 0, 1, 1, 0, 0, 2, 2],
-        [1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1])
+        [1, 1, 0, 1, 0, 1, 0, 0, 1, 1, 1, 1],
+    )
     r = encode_events(ev, g, timesteps=4, bin_us=5000)
     assert r.n_inputs == 24
     on = 12  # polarity 1 is channel 1: index = p*12 + y*4 + x
     # step 0: 0, 2.499 -> 2, 2.5 -> 3 (half up), 2.6 -> 3, 4.499 -> 4 ms; 4.5 -> 5 ms is step 1;
     # 14.0, 14.2, 14.499 -> 14 ms (step 2, two events on one input); 14.5 -> 15 ms (step 3)
-    assert _rows(r) == [[1 * 4 + 2, 2 * 4 + 3, on + 1], [on + 0], [1 * 4 + 2, on + 0],
-                        [on + 0, on + 2 * 4 + 3]]
+    assert _rows(r) == [[1 * 4 + 2, 2 * 4 + 3, on + 1], [on + 0], [1 * 4 + 2, on + 0], [on + 0, on + 2 * 4 + 3]]
     assert r.indptr.dtype == np.int64 and r.indices.dtype == np.int32
     # 19.5 ms rounds to 20 ms = step 4: outside T=4, dropped; 19.499 stays.
     r2 = encode_events(ev[-1:], g, timesteps=4, bin_us=5000)
@@ -41,9 +41,9 @@ def test_polarity_channels_origin_and_no_rounding():
     ev = make_events([1000, 1000, 2600], [1, 1, 0], [0, 0, 1], [0, 1, 1])
     r = encode_events(ev, g, 3, 1000, polarity_channels=1)
     assert r.n_inputs == 4
-    assert _rows(r) == [[], [1], []]          # 2600 rounds to 3 ms: outside T=3
+    assert _rows(r) == [[], [1], []]  # 2600 rounds to 3 ms: outside T=3
     r = encode_events(ev, g, 3, 1000, polarity_channels=1, round_us=1)
-    assert _rows(r) == [[], [1], [2]]         # floor binning: 2600 µs is step 2
+    assert _rows(r) == [[], [1], [2]]  # floor binning: 2600 µs is step 2
     r = encode_events(ev, g, 3, 1000, polarity_channels=1, t_origin=1000)
     assert _rows(r) == [[1], [], [2]]
 
@@ -61,7 +61,9 @@ def test_bad_events_name_the_source():
 
 
 def test_nmnist_real_files_match_dense_reference(nmnist_dir):
-    files = sorted((nmnist_dir / "Train" / "3").glob("*.bin"))[:3] + sorted((nmnist_dir / "Test" / "8").glob("*.bin"))[:1]
+    files = (
+        sorted((nmnist_dir / "Train" / "3").glob("*.bin"))[:3] + sorted((nmnist_dir / "Test" / "8").glob("*.bin"))[:1]
+    )
     assert files, f"no N-MNIST files under {nmnist_dir}"
     for path in files:
         ev = read_nmnist_bin(path)
@@ -77,7 +79,7 @@ def test_nmnist_real_files_match_dense_reference(nmnist_dir):
         binned = dense.reshape(2, 34, 34, 60, 5).max(axis=4).reshape(2312, 60).T
         np.testing.assert_array_equal(r.to_dense(), binned, err_msg=str(path))
         for t in range(60):
-            row = r.indices[r.indptr[t]:r.indptr[t + 1]]
+            row = r.indices[r.indptr[t] : r.indptr[t + 1]]
             assert np.all(np.diff(row) > 0)
 
 

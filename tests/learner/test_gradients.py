@@ -1,8 +1,10 @@
 """Both trace engines against the independent BPTT oracle (float64, 1e-10)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
 
+import bptt_oracle
 import numpy as np
 import pytest
 
@@ -10,25 +12,36 @@ from biograd.learner import kernels
 from biograd.learner.config import LearnerConfig
 from biograd.learner.encoding import SpikeRaster
 from biograd.learner.network import BioGradLearner
-import bptt_oracle
 
 TOL = 1e-10
 
 NETWORKS = {
     # name: (layer sizes, T, t_e, per-layer (λ, θ, w, a) or shared, weight scale)
     "one-hidden": ((13, 9, 10), 15, 4, dict(vdecay=(0.3,), vth=(0.3,), grad_win=(0.3,), grad_amp=(1.0,)), 0.45),
-    "two-hidden": ((17, 11, 7, 10), 18, 6,
-                   dict(vdecay=(0.5, 0.2, 0.7), vth=(0.3, 0.4, 0.25), grad_win=(0.35, 0.2, 0.3),
-                        grad_amp=(1.0, 0.7, 1.3)), 0.5),
-    "three-hidden": ((12, 10, 8, 6, 10), 14, 3,
-                     dict(vdecay=(0.6,), vth=(0.3,), grad_win=(0.4,), grad_amp=(0.9,)), 0.6),
+    "two-hidden": (
+        (17, 11, 7, 10),
+        18,
+        6,
+        dict(vdecay=(0.5, 0.2, 0.7), vth=(0.3, 0.4, 0.25), grad_win=(0.35, 0.2, 0.3), grad_amp=(1.0, 0.7, 1.3)),
+        0.5,
+    ),
+    "three-hidden": ((12, 10, 8, 6, 10), 14, 3, dict(vdecay=(0.6,), vth=(0.3,), grad_win=(0.4,), grad_amp=(0.9,)), 0.6),
 }
 
 
 def _make(name, engine, seed, **overrides):
     sizes, steps, t_e, params, wscale = NETWORKS[name]
-    cfg = LearnerConfig(layer_sizes=sizes, timesteps=steps, error_start=t_e, dtype="float64",
-                        engine=engine, seed=seed, sleep=False, **params, **overrides)
+    cfg = LearnerConfig(
+        layer_sizes=sizes,
+        timesteps=steps,
+        error_start=t_e,
+        dtype="float64",
+        engine=engine,
+        seed=seed,
+        sleep=False,
+        **params,
+        **overrides,
+    )
     learner = BioGradLearner(cfg)
     rng = np.random.default_rng(100 + seed)
     # Larger random weights and biases than the default init so that many
@@ -67,9 +80,24 @@ def _engine_eligibility(learner, raster):
             gb = np.zeros(n)
             touched = np.zeros(n_in, np.uint8)
             rows = np.zeros(n_in, np.int32)
-            kernels.layer_backward_event(learner._v_rec[l], ptr, idx, np.ones(n), lam, th, win, amp,
-                                         learner._h[l], gwt, gb, touched, rows, 0,
-                                         learner._col_ptr[l], learner._col_t[l])
+            kernels.layer_backward_event(
+                learner._v_rec[l],
+                ptr,
+                idx,
+                np.ones(n),
+                lam,
+                th,
+                win,
+                amp,
+                learner._h[l],
+                gwt,
+                gb,
+                touched,
+                rows,
+                0,
+                learner._col_ptr[l],
+                learner._col_t[l],
+            )
             es.append((gwt.T.copy(), gb))
             ptr, idx = learner._out_ptr[l], learner._out_idx[l]
     else:
@@ -77,9 +105,12 @@ def _engine_eligibility(learner, raster):
         for l in range(learner.config.n_layers):
             _, et, _, eb, _ = learner._syn[l]
             es.append((et.T.copy(), eb.copy()))
-    spikes = [SpikeRaster(learner._out_ptr[l], learner._out_idx[l][:learner._out_ptr[l][-1]],
-                          learner.config.layer_sizes[l + 1]).to_dense()
-              for l in range(learner.config.n_layers)]
+    spikes = [
+        SpikeRaster(
+            learner._out_ptr[l], learner._out_idx[l][: learner._out_ptr[l][-1]], learner.config.layer_sizes[l + 1]
+        ).to_dense()
+        for l in range(learner.config.n_layers)
+    ]
     return es, spikes
 
 
@@ -114,8 +145,9 @@ def test_full_update_equals_delta_times_bptt(engine, name):
     learner, raster, x = _make(name, engine, 3, lr=lr, batch_size=1)
     label = 7
     oracle = _oracle(learner, x)
-    deltas, counts = bptt_oracle.error_deltas(oracle[-1][0], label, learner.config.error_start,
-                                              [np.array(b) for b in learner.feedback])
+    deltas, counts = bptt_oracle.error_deltas(
+        oracle[-1][0], label, learner.config.error_start, [np.array(b) for b in learner.feedback]
+    )
     assert any(np.abs(d).max() > 0 for d in deltas), "error phase produced no error spikes"
     w0 = [np.array(w) for w in learner.weights]
     b0 = [np.array(b) for b in learner.biases]
@@ -123,10 +155,12 @@ def test_full_update_equals_delta_times_bptt(engine, name):
     assert res.updated and not res.slept
     np.testing.assert_array_equal(res.counts, counts)
     for l, (d, (_, e, eb, _)) in enumerate(zip(deltas, oracle)):
-        np.testing.assert_allclose(learner.weights[l] - w0[l], -lr * d[:, None] * e, rtol=0, atol=TOL,
-                                   err_msg=f"layer {l} weight update")
-        np.testing.assert_allclose(learner.biases[l] - b0[l], -lr * d * eb, rtol=0, atol=TOL,
-                                   err_msg=f"layer {l} bias update")
+        np.testing.assert_allclose(
+            learner.weights[l] - w0[l], -lr * d[:, None] * e, rtol=0, atol=TOL, err_msg=f"layer {l} weight update"
+        )
+        np.testing.assert_allclose(
+            learner.biases[l] - b0[l], -lr * d * eb, rtol=0, atol=TOL, err_msg=f"layer {l} bias update"
+        )
 
 
 def test_minibatch_update_is_mean_over_batch():
@@ -139,8 +173,9 @@ def test_minibatch_update_is_mean_over_batch():
         dense = rng.random((learner.config.timesteps, learner.n_inputs)) < 0.35
         label = int(rng.integers(10))
         oracle = _oracle(learner, dense.astype(float))
-        deltas, _ = bptt_oracle.error_deltas(oracle[-1][0], label, learner.config.error_start,
-                                             [np.array(b) for b in learner.feedback])
+        deltas, _ = bptt_oracle.error_deltas(
+            oracle[-1][0], label, learner.config.error_start, [np.array(b) for b in learner.feedback]
+        )
         for l, (d, o) in enumerate(zip(deltas, oracle)):
             expected[l] += -lr * d[:, None] * o[1] / 3
         res = learner.train_sample(SpikeRaster.from_dense(dense), label)

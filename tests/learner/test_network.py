@@ -1,4 +1,5 @@
 """Learner behaviour: schedule, inference, sleep invariants, checkpoints and resume."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -11,14 +12,24 @@ from biograd.learner.encoding import SpikeRaster
 from biograd.learner.network import BioGradLearner
 from biograd.pipeline.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 
-SMALL = LearnerConfig(layer_sizes=(30, 16, 12, 10), timesteps=12, error_start=3, batch_size=3,
-                      sleep_noise_samples=16, sleep_steps=10, lr=0.05, seed=7)
+SMALL = LearnerConfig(
+    layer_sizes=(30, 16, 12, 10),
+    timesteps=12,
+    error_start=3,
+    batch_size=3,
+    sleep_noise_samples=16,
+    sleep_steps=10,
+    lr=0.05,
+    seed=7,
+)
 
 
 def _samples(n, cfg=SMALL, seed=0, p=0.3):
     rng = np.random.default_rng(seed)
-    return [(SpikeRaster.from_dense(rng.random((cfg.timesteps, cfg.layer_sizes[0])) < p), int(rng.integers(10)))
-            for _ in range(n)]
+    return [
+        (SpikeRaster.from_dense(rng.random((cfg.timesteps, cfg.layer_sizes[0])) < p), int(rng.integers(10)))
+        for _ in range(n)
+    ]
 
 
 def _state(learner):
@@ -101,7 +112,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(BioGradError, match="31 inputs"):
         learner.predict(SpikeRaster(raster.indptr, raster.indices, 31))
     with pytest.raises(BioGradError, match="time steps"):
-        learner.predict(SpikeRaster(raster.indptr[:-1], raster.indices[:raster.indptr[-2]], 30))
+        learner.predict(SpikeRaster(raster.indptr[:-1], raster.indices[: raster.indptr[-2]], 30))
     bad = raster.indices.copy()
     bad[0] = 30
     with pytest.raises(BioGradError, match="outside"):
@@ -114,11 +125,11 @@ def test_resume_is_bit_identical(tmp_path, engine):
     data = _samples(11, seed=3)
     straight = BioGradLearner(cfg)
     first = BioGradLearner(cfg)
-    for r, y in data[:5]:          # stops mid-batch: accumulated gradients must survive
+    for r, y in data[:5]:  # stops mid-batch: accumulated gradients must survive
         straight.train_sample(r, y)
         first.train_sample(r, y)
     path = first.save(tmp_path / "ck.npz")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]    # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]  # no temp file left
     resumed = BioGradLearner.load(path)
     _assert_same_state(first, resumed)
     res_a = [straight.train_sample(r, y) for r, y in data[5:]]

@@ -1,13 +1,14 @@
 """Sleep phase on a small real-data run: it aligns random feedback and keeps mirror feedback aligned."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from nmnist_io import nmnist_files, read_nmnist_bin
 
 from biograd.learner.config import LearnerConfig
 from biograd.learner.encoding import encode_nmnist
 from biograd.learner.network import BioGradLearner
-from nmnist_io import nmnist_files, read_nmnist_bin
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,16 @@ def nmnist_subset(nmnist_dir):
 
 
 def _train(data, init, sleep):
-    cfg = LearnerConfig(layer_sizes=(2312, 64, 32, 10), batch_size=8, lr=3e-3, feedback_init=init, sleep=sleep,
-                        sleep_noise_samples=64, sleep_steps=40, seed=1)
+    cfg = LearnerConfig(
+        layer_sizes=(2312, 64, 32, 10),
+        batch_size=8,
+        lr=3e-3,
+        feedback_init=init,
+        sleep=sleep,
+        sleep_noise_samples=64,
+        sleep_steps=40,
+        seed=1,
+    )
     learner = BioGradLearner(cfg)
     start = learner.feedback_alignment()
     trace = []
@@ -41,7 +50,7 @@ def test_sleep_aligns_random_feedback_during_training(nmnist_subset):
     # With sleep it turns towards (W_out … W_{l+1})^T, well below the sleepless run.
     assert np.all(with_sleep[-1] < 70), with_sleep
     assert np.all(with_sleep[-1] < without[-1] - 20), (with_sleep, without)
-    assert np.all(np.diff(with_sleep[:, 1]) < 2), with_sleep     # top layer: steady decrease
+    assert np.all(np.diff(with_sleep[:, 1]) < 2), with_sleep  # top layer: steady decrease
 
 
 def test_sleep_keeps_mirror_feedback_aligned_during_training(nmnist_subset):

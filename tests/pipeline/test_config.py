@@ -24,7 +24,7 @@ def test_toml_then_overrides(tmp_path):
     cfg = build_run_config(f, ["learner.lr=0.5", "learner.feedback_init=random"])
     assert cfg.learner.lr == 0.5 and cfg.learner.batch_size == 1
     assert cfg.learner.feedback_init == "random"
-    assert cfg.learner.timesteps == 20            # preset value kept where the file is silent
+    assert cfg.learner.timesteps == 20  # preset value kept where the file is silent
     assert cfg.source.limit == 5 and cfg.source.kind == "mnist"
 
 

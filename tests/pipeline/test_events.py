@@ -2,14 +2,26 @@ import numpy as np
 import pytest
 
 from biograd.pipeline.errors import EventFormatError
-from biograd.pipeline.events import (EVENT_DTYPE, DAVIS346_GEOMETRY, Geometry, from_aedat, from_dv, from_tonic,
-                             make_events, to_aedat, to_dv, to_tonic, validate_events)
+from biograd.pipeline.events import (
+    DAVIS346_GEOMETRY,
+    EVENT_DTYPE,
+    Geometry,
+    from_aedat,
+    from_dv,
+    from_tonic,
+    make_events,
+    to_aedat,
+    to_dv,
+    to_tonic,
+    validate_events,
+)
 
 
 @pytest.fixture(scope="module")
 def davis_events(davis_file):
     """Every polarity event of the real DAVIS346 recording, decoded with aedat."""
     import aedat
+
     decoder = aedat.Decoder(str(davis_file))
     packets = [from_aedat(p["events"]) for p in decoder if "events" in p]
     return np.concatenate(packets)
@@ -35,6 +47,7 @@ def test_aedat_round_trip_is_lossless(davis_events):
 
 def test_dv_round_trip_is_lossless_and_matches_dv_reader(davis_events, davis_file):
     import dv_processing as dv
+
     store = to_dv(davis_events[:20_000])
     np.testing.assert_array_equal(from_dv(store), davis_events[:20_000])
     reader = dv.io.MonoCameraRecording(str(davis_file))

@@ -1,4 +1,5 @@
 """The wire protocol: round trips and the validation of every field."""
+
 import json
 import struct
 
@@ -12,13 +13,24 @@ from biograd.pipeline.protocol import HEADER, Message, MsgType, Phase, ProtocolE
 
 def _events(n=50, seed=0):
     rng = np.random.default_rng(seed)
-    return make_events(np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 34, n),
-                       rng.integers(0, 34, n), rng.integers(0, 2, n))
+    return make_events(
+        np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n)
+    )
 
 
 def _event_msg(events, **kw):
-    fields = dict(type=MsgType.EVENTS, stream_id=7, seq=3, geometry=NMNIST_GEOMETRY, label=4,
-                  phase=Phase.TRAIN, epoch=2, index=11, sample_id="Train/4/00012", events=events)
+    fields = dict(
+        type=MsgType.EVENTS,
+        stream_id=7,
+        seq=3,
+        geometry=NMNIST_GEOMETRY,
+        label=4,
+        phase=Phase.TRAIN,
+        epoch=2,
+        index=11,
+        sample_id="Train/4/00012",
+        events=events,
+    )
     fields.update(kw)
     return Message(**fields)
 
@@ -46,17 +58,20 @@ def test_header_only_and_json_messages_round_trip():
     assert protocol.topic(MsgType.PREDICTION) == protocol.record_message(record)[0][:4]
 
 
-@pytest.mark.parametrize("mutate, problem", [
-    (lambda f: [f[0][:-1], f[1]], "header is 101 bytes"),
-    (lambda f: [b"XX" + f[0][2:], f[1]], "bad magic"),
-    (lambda f: [f[0][:2] + bytes([2]) + f[0][3:], f[1]], "protocol version 2"),
-    (lambda f: [f[0][:3] + bytes([99]) + f[0][4:], f[1]], "unknown message type 99"),
-    (lambda f: [f[0], bytes(f[1])[:-5]], "payload is 645 bytes"),
-    (lambda f: [f[0], bytes(f[1]) + b"\0" * 13], "header says 50 events"),
-    (lambda f: [f[0]], "has 1 frames, expected 2"),
-    (lambda f: [f[0], f[1], b"extra"], "has 3 frames"),
-    (lambda f: [], "empty message"),
-])
+@pytest.mark.parametrize(
+    "mutate, problem",
+    [
+        (lambda f: [f[0][:-1], f[1]], "header is 101 bytes"),
+        (lambda f: [b"XX" + f[0][2:], f[1]], "bad magic"),
+        (lambda f: [f[0][:2] + bytes([2]) + f[0][3:], f[1]], "protocol version 2"),
+        (lambda f: [f[0][:3] + bytes([99]) + f[0][4:], f[1]], "unknown message type 99"),
+        (lambda f: [f[0], bytes(f[1])[:-5]], "payload is 645 bytes"),
+        (lambda f: [f[0], bytes(f[1]) + b"\0" * 13], "header says 50 events"),
+        (lambda f: [f[0]], "has 1 frames, expected 2"),
+        (lambda f: [f[0], f[1], b"extra"], "has 3 frames"),
+        (lambda f: [], "empty message"),
+    ],
+)
 def test_malformed_messages_are_rejected_with_the_reason(mutate, problem):
     frames = encode(_event_msg(_events()))
     frames = [bytes(f) for f in frames]
@@ -65,8 +80,22 @@ def test_malformed_messages_are_rejected_with_the_reason(mutate, problem):
 
 
 def _with_header(frames, **fields):
-    names = ["magic", "version", "type", "stream_id", "seq", "width", "height", "label", "phase",
-             "epoch", "index", "count", "id_len", "sample_id"]
+    names = [
+        "magic",
+        "version",
+        "type",
+        "stream_id",
+        "seq",
+        "width",
+        "height",
+        "label",
+        "phase",
+        "epoch",
+        "index",
+        "count",
+        "id_len",
+        "sample_id",
+    ]
     values = dict(zip(names, HEADER.unpack(bytes(frames[0]))))
     values.update(fields)
     return [HEADER.pack(*(values[n] for n in names))] + [bytes(f) for f in frames[1:]]
@@ -117,6 +146,7 @@ def test_json_validation():
 
 def test_no_pickle_anywhere_in_the_wire_path():
     import pathlib
+
     for name in ("protocol.py", "transport.py", "runner.py"):
         path = pathlib.Path(protocol.__file__).with_name(name)
         if path.exists():

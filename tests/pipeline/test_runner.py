@@ -1,5 +1,6 @@
 """The runner end to end on real N-MNIST: processes over ZeroMQ learn exactly what one process
 learns; hostile input, a killed source and SIGTERM do not stop or corrupt the learner."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,15 @@ from biograd.pipeline.runner import Encoder, config_to_toml, open_split, replay,
 from biograd.pipeline.transport import RecordSubscriber, Sender, WireSample, send_control
 
 REPO = Path(__file__).resolve().parents[2]
-LIMIT = 120   # train samples (and at most that many test samples)
-SETTINGS = [f"source.limit={LIMIT}", "learner.batch_size=16", "learner.layer_sizes=[2312, 64, 10]",
-            "pipeline.progress=false", "sinks.plots=false", "pipeline.metrics_every=10"]
+LIMIT = 120  # train samples (and at most that many test samples)
+SETTINGS = [
+    f"source.limit={LIMIT}",
+    "learner.batch_size=16",
+    "learner.layer_sizes=[2312, 64, 10]",
+    "pipeline.progress=false",
+    "sinks.plots=false",
+    "pipeline.metrics_every=10",
+]
 
 
 def _cfg(tmp_path, *extra):
@@ -55,25 +61,28 @@ def _free_port(n=3):
 
 
 def _weights(learner):
-    return [w.copy() for w in learner.weights] + [b.copy() for b in learner.biases] + \
-        [f.copy() for f in learner.feedback]
+    return (
+        [w.copy() for w in learner.weights] + [b.copy() for b in learner.biases] + [f.copy() for f in learner.feedback]
+    )
 
 
 @pytest.fixture(scope="module")
 def direct_weights(data_dir, tmp_path_factory):
     """The learner trained by a plain loop over the dataset: no ZeroMQ, no runner."""
     from biograd.learner.network import BioGradLearner
+
     cfg = _cfg(tmp_path_factory.mktemp("direct"))
     learner = BioGradLearner(cfg.learner)
     encode = Encoder(cfg)
     dataset = open_split(cfg, data_dir, "train")
     n = 0
     for i, sample in enumerate(dataset.iter_epoch(0)):
-        raster = encode(WireSample(sample.sample_id, sample.label, sample.geometry, sample.events,
-                                   Phase.TRAIN, 0, i, 0))
+        raster = encode(
+            WireSample(sample.sample_id, sample.label, sample.geometry, sample.events, Phase.TRAIN, 0, i, 0)
+        )
         learner.train_sample(raster, sample.label)
         n += 1
-    learner.flush()                       # the runner applies the epoch's partial batch too
+    learner.flush()  # the runner applies the epoch's partial batch too
     assert n == LIMIT
     return _weights(learner)
 
@@ -112,8 +121,12 @@ def _learner_thread(cfg, **kw):
 
 def _events(n, seed, geometry=NMNIST_GEOMETRY):
     rng = np.random.default_rng(seed)
-    return make_events(np.sort(rng.integers(0, 300_000, n)), rng.integers(0, geometry.width, n),
-                       rng.integers(0, geometry.height, n), rng.integers(0, 2, n))
+    return make_events(
+        np.sort(rng.integers(0, 300_000, n)),
+        rng.integers(0, geometry.width, n),
+        rng.integers(0, geometry.height, n),
+        rng.integers(0, 2, n),
+    )
 
 
 def test_learner_survives_hostile_input_and_counts_it(tmp_path):
@@ -129,12 +142,12 @@ def test_learner_survives_hostile_input_and_counts_it(tmp_path):
         valid = protocol.encode(Message(MsgType.EVENTS, 5, 0, NMNIST_GEOMETRY, sample_id="x", events=_events(30, 0)))
         head, body = bytes(valid[0]), bytes(valid[1])
         hostile = [
-            [head[:2] + bytes([7]) + head[3:], body],                        # wrong protocol version
-            [head, body[:-6]],                                              # truncated payload
-            [head[:50]],                                                    # truncated header
-            [b"\x00" * 102, b"junk"],                                       # garbage
+            [head[:2] + bytes([7]) + head[3:], body],  # wrong protocol version
+            [head, body[:-6]],  # truncated payload
+            [head[:50]],  # truncated header
+            [b"\x00" * 102, b"junk"],  # garbage
             protocol.encode(Message(MsgType.EVENTS, 6, 0, NMNIST_GEOMETRY, events=_events(60_000, 1))),  # oversized
-            [head, body, body],                                             # extra frame
+            [head, body, body],  # extra frame
             protocol.encode(Message(MsgType.SAMPLE_START, 8, 0, NMNIST_GEOMETRY, label=1)) + [b"x"],  # extra frame
         ]
         labels = []
@@ -158,36 +171,53 @@ def test_learner_survives_hostile_input_and_counts_it(tmp_path):
     assert summary["reason"] == "end"
     assert summary["samples"] == 20 and summary["processed"] == 20
     assert summary["invalid"] == len(hostile) + 2
-    assert summary["learner"].updates == 2          # 16 + the flushed partial batch of 4
+    assert summary["learner"].updates == 2  # 16 + the flushed partial batch of 4
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     metrics = [r for r in rows if r["type"] == "metrics"]
     assert metrics[-1]["invalid"] == len(hostile) + 2 and rows[-1]["invalid"] == len(hostile) + 2
 
 
 def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_path):
-    cfg = _cfg(tmp_path, "pipeline.transport=ipc", f"pipeline.ipc_dir={tmp_path}", "pipeline.hwm=2",
-               "pipeline.packet_events=256", "source.limit=40")
+    cfg = _cfg(
+        tmp_path,
+        "pipeline.transport=ipc",
+        f"pipeline.ipc_dir={tmp_path}",
+        "pipeline.hwm=2",
+        "pipeline.packet_events=256",
+        "source.limit=40",
+    )
     thread, result = _learner_thread(cfg)
     from biograd.pipeline.transport import endpoints
-    ep = endpoints(cfg.pipeline, name=f"biograd-{os.getpid()}")      # what run_learner binds
+
+    ep = endpoints(cfg.pipeline, name=f"biograd-{os.getpid()}")  # what run_learner binds
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not Path(ep.input[len("ipc://"):]).exists():
+    while time.monotonic() < deadline and not Path(ep.input[len("ipc://") :]).exists():
         time.sleep(0.05)
     sub = RecordSubscriber(ep.output, types=("prediction",))
-    source_cmd = [sys.executable, "-m", "biograd.pipeline.cli", "source", "--connect", ep.input, "--name", "nmnist",
-                  "--data", str(data_dir)] + [a for s in SETTINGS + ["source.limit=40"] for a in ("--set", s)]
+    source_cmd = [
+        sys.executable,
+        "-m",
+        "biograd.pipeline.cli",
+        "source",
+        "--connect",
+        ep.input,
+        "--name",
+        "nmnist",
+        "--data",
+        str(data_dir),
+    ] + [a for s in SETTINGS + ["source.limit=40"] for a in ("--set", s)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # The first source replays at 10x real time (about 30 ms per sample): it is mid-stream when killed.
     first = subprocess.Popen(source_cmd + ["--set", "source.speed=10"], env=env, stderr=subprocess.DEVNULL)
     second = None
     try:
-        assert sub.recv(60_000) is not None          # the learner is learning from the first source
+        assert sub.recv(60_000) is not None  # the learner is learning from the first source
         send_control(ep.control, "pause")
-        while sub.recv(500) is not None:              # published before the pause took effect
+        while sub.recv(500) is not None:  # published before the pause took effect
             pass
-        assert sub.recv(700) is None                  # paused: nothing is processed
+        assert sub.recv(700) is None  # paused: nothing is processed
         assert first.poll() is None, "the first source finished before it could be killed"
-        first.kill()                                  # SIGKILL: no STREAM_END
+        first.kill()  # SIGKILL: no STREAM_END
         first.wait(10)
         second = subprocess.Popen(source_cmd, env=env, stderr=subprocess.DEVNULL)
         send_control(ep.control, "resume")
@@ -232,8 +262,9 @@ def test_sigterm_finishes_the_sample_checkpoints_and_exits_0(data_dir, tmp_path)
 
 
 def test_config_written_to_the_run_dir_reads_back_equal(tmp_path):
-    cfg = build_run_config(None, ["preset=mnist", "learner.vth=[0.2, 0.3, 0.4]", 'sinks.run_dir="a \\"b\\""',
-                                  "pipeline.flow=drop"])
+    cfg = build_run_config(
+        None, ["preset=mnist", "learner.vth=[0.2, 0.3, 0.4]", 'sinks.run_dir="a \\"b\\""', "pipeline.flow=drop"]
+    )
     path = tmp_path / "config.toml"
     path.write_text(config_to_toml(cfg))
     assert build_run_config(path) == cfg
@@ -242,13 +273,15 @@ def test_config_written_to_the_run_dir_reads_back_equal(tmp_path):
 def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
     """`live` on the real DAVIS346 recording, down-sampled to the N-MNIST input, 20 ms windows."""
     from biograd.pipeline.runner import live
-    cfg = _cfg(tmp_path, "source.kind=aedat", f"source.path={davis_file}", "source.resize=[34, 34]",
-               "source.window_us=20000")
+
+    cfg = _cfg(
+        tmp_path, "source.kind=aedat", f"source.path={davis_file}", "source.resize=[34, 34]", "source.window_us=20000"
+    )
     summary = live(cfg, None)
     assert summary["reason"] == "end"
-    assert summary["events"] > 0 and summary["samples"] == 0      # no labels: predicted, not trained
+    assert summary["events"] > 0 and summary["samples"] == 0  # no labels: predicted, not trained
     windows = summary["processed"]
-    assert 5 <= windows <= 8                                        # 0.13 s of events in 20 ms windows
+    assert 5 <= windows <= 8  # 0.13 s of events in 20 ms windows
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["type"] == "end" and rows[-1]["processed"] == windows
     assert all(r["phase"] == "live" for r in rows if r["type"] == "metrics")
@@ -256,12 +289,25 @@ def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
 
 def test_keys_command_creates_and_refuses_to_overwrite(tmp_path, capsys):
     from biograd.pipeline.cli import main
+
     assert main(["keys", str(tmp_path / "k")]) == 0
     names = sorted(p.name for p in (tmp_path / "k").iterdir())
     assert names == ["authorized_clients", "client.key", "client.key_secret", "server.key", "server.key_secret"]
     assert (tmp_path / "k" / "server.key_secret").stat().st_mode & 0o077 == 0
     assert main(["keys", str(tmp_path / "k")]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
-    assert main(["learner", "--set", "pipeline.bind_host=0.0.0.0", "--set", "pipeline.port=47350",
-                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert (
+        main(
+            [
+                "learner",
+                "--set",
+                "pipeline.bind_host=0.0.0.0",
+                "--set",
+                "pipeline.port=47350",
+                "--run-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     assert "refusing to bind tcp://0.0.0.0:47350 without encryption" in capsys.readouterr().err

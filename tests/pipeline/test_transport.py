@@ -1,4 +1,5 @@
 """Transport: lossless delivery, flow control, gap counting, restarts, CURVE, bind policy."""
+
 import threading
 import time
 
@@ -16,8 +17,9 @@ from biograd.pipeline.transport import Receiver, RecordPublisher, RecordSubscrib
 
 def _events(n, seed):
     rng = np.random.default_rng(seed)
-    return make_events(np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 34, n),
-                       rng.integers(0, 34, n), rng.integers(0, 2, n))
+    return make_events(
+        np.sort(rng.integers(0, 300_000, n)), rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n)
+    )
 
 
 def _drain(receiver, until, timeout=10.0):
@@ -41,8 +43,7 @@ def ctx():
 
 @pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
 def test_samples_arrive_exactly_in_packets(ctx, tmp_path, transport):
-    address = {"inproc": "inproc://t-in", "ipc": f"ipc://{tmp_path}/in",
-               "tcp": "tcp://127.0.0.1:0"}[transport]
+    address = {"inproc": "inproc://t-in", "ipc": f"ipc://{tmp_path}/in", "tcp": "tcp://127.0.0.1:0"}[transport]
     receiver = Receiver(address, ctx=ctx)
     if transport == "tcp":
         address = receiver.input.getsockopt(zmq.LAST_ENDPOINT).decode()
@@ -55,7 +56,7 @@ def test_samples_arrive_exactly_in_packets(ctx, tmp_path, transport):
     items = _drain(receiver, lambda out: any(getattr(i, "type", None) == MsgType.STREAM_END for i in out))
     got = _samples(items)
     assert [s.sample_id for s in got] == [s[0] for s in sent]
-    for (sid, label, ev), s in zip(sent, got):
+    for (_sid, label, ev), s in zip(sent, got):
         assert s.label == label and s.epoch == 1 and s.geometry == NMNIST_GEOMETRY
         assert np.array_equal(s.events, ev)
     kinds = [i.type for i in items if not isinstance(i, WireSample)]
@@ -75,14 +76,14 @@ def test_hostile_messages_are_dropped_counted_and_the_stream_goes_on(ctx):
     good = protocol.encode(Message(MsgType.EVENTS, 1, 0, NMNIST_GEOMETRY, events=_events(20, 1)))
     header = bytes(good[0])
     hostile = [
-        [b"hello"],                                                    # not a header
-        [header[:2] + bytes([9]) + header[3:], bytes(good[1])],         # wrong version
-        [header, bytes(good[1])[:-3]],                                  # truncated payload
-        [header],                                                       # missing payload frame
-        [b"XX" + header[2:], bytes(good[1])],                           # bad magic
+        [b"hello"],  # not a header
+        [header[:2] + bytes([9]) + header[3:], bytes(good[1])],  # wrong version
+        [header, bytes(good[1])[:-3]],  # truncated payload
+        [header],  # missing payload frame
+        [b"XX" + header[2:], bytes(good[1])],  # bad magic
         protocol.encode(Message(MsgType.EVENTS, 2, 0, NMNIST_GEOMETRY, events=_events(20_000, 2))),  # oversized
-        protocol.record_message({"type": "metrics", "samples": 1}),    # an output sent as input
-        [header, bytes(good[1]), b"x" * 100],                           # extra frame
+        protocol.record_message({"type": "metrics", "samples": 1}),  # an output sent as input
+        [header, bytes(good[1]), b"x" * 100],  # extra frame
     ]
     sender.send_sample("a", 1, NMNIST_GEOMETRY, _events(100, 3))
     for frames in hostile:
@@ -101,18 +102,21 @@ def test_gap_inside_a_sample_discards_it_and_counts(ctx):
     receiver = Receiver("inproc://gap", ctx=ctx)
     sender = Sender("inproc://gap", ctx, packet_events=10, name="g")
     sender.send_sample("first", 0, NMNIST_GEOMETRY, _events(50, 0))
-    sender.seq += 2                       # two messages "lost on the way"
+    sender.seq += 2  # two messages "lost on the way"
     sender.send_sample("second", 1, NMNIST_GEOMETRY, _events(50, 1))
     # Lose the middle of a sample: SAMPLE_START and one packet go out, then the seq jumps.
-    sender.sock.send_multipart(protocol.encode(Message(MsgType.SAMPLE_START, sender.stream_id, sender.seq,
-                                                       NMNIST_GEOMETRY, label=2, sample_id="third")))
+    sender.sock.send_multipart(
+        protocol.encode(
+            Message(MsgType.SAMPLE_START, sender.stream_id, sender.seq, NMNIST_GEOMETRY, label=2, sample_id="third")
+        )
+    )
     sender.seq += 3
     sender.send_sample("fourth", 3, NMNIST_GEOMETRY, _events(50, 3))
     sender.close()
     items = _drain(receiver, lambda out: any(getattr(i, "type", None) == MsgType.STREAM_END for i in out))
     assert [s.sample_id for s in _samples(items)] == ["first", "second", "fourth"]
     c = receiver.counters
-    assert c.gaps == 4 and c.dropped == 1       # 2 + 2 missing messages; "third" incomplete
+    assert c.gaps == 4 and c.dropped == 1  # 2 + 2 missing messages; "third" incomplete
     receiver.close()
 
 
@@ -120,18 +124,18 @@ def test_drop_mode_never_blocks_and_every_drop_is_visible(ctx):
     receiver = Receiver("inproc://drop", ctx=ctx, hwm=2)
     sender = Sender("inproc://drop", ctx, flow="drop", hwm=2, queue=3, name="cam")
     t0 = time.monotonic()
-    for i in range(50):                   # the receiver does not read meanwhile
+    for i in range(50):  # the receiver does not read meanwhile
         sender.send_sample(f"w{i}", None, NMNIST_GEOMETRY, _events(30, i), Phase.LIVE, index=i)
     assert time.monotonic() - t0 < 2.0
     assert sender.dropped > 0
     closer = threading.Thread(target=sender.close, kwargs={"timeout_s": 5.0})
-    closer.start()                        # flushes the newest samples while we read
+    closer.start()  # flushes the newest samples while we read
     items = _drain(receiver, lambda out: any(getattr(i, "type", None) == MsgType.STREAM_END for i in out))
     closer.join(5)
     got = _samples(items)
     assert len(got) + sender.dropped == 50
-    assert receiver.counters.gaps == 3 * sender.dropped          # 3 messages per dropped sample
-    assert receiver.counters.dropped == sender.dropped           # reported in STREAM_END
+    assert receiver.counters.gaps == 3 * sender.dropped  # 3 messages per dropped sample
+    assert receiver.counters.dropped == sender.dropped  # reported in STREAM_END
     assert [s.index for s in got] == sorted(s.index for s in got) and got[-1].index == 49  # newest kept
     receiver.close()
 
@@ -150,7 +154,7 @@ def test_block_mode_waits_for_the_learner_and_loses_nothing(ctx):
     thread = threading.Thread(target=produce)
     thread.start()
     time.sleep(0.3)
-    assert not done.is_set()              # blocked at the high-water mark
+    assert not done.is_set()  # blocked at the high-water mark
     items = _drain(receiver, lambda out: any(getattr(i, "type", None) == MsgType.STREAM_END for i in out))
     thread.join(5)
     assert [s.index for s in _samples(items)] == list(range(40))
@@ -162,9 +166,12 @@ def test_restarted_source_supersedes_its_dead_stream(ctx):
     receiver = Receiver("inproc://restart", ctx=ctx)
     dead = Sender("inproc://restart", ctx, packet_events=10, name="cam")
     dead.send_sample("ok", 1, NMNIST_GEOMETRY, _events(20, 0))
-    dead.sock.send_multipart(protocol.encode(Message(MsgType.SAMPLE_START, dead.stream_id, dead.seq,
-                                                     NMNIST_GEOMETRY, label=2, sample_id="half")))
-    dead.sock.close()                     # dies without STREAM_END
+    dead.sock.send_multipart(
+        protocol.encode(
+            Message(MsgType.SAMPLE_START, dead.stream_id, dead.seq, NMNIST_GEOMETRY, label=2, sample_id="half")
+        )
+    )
+    dead.sock.close()  # dies without STREAM_END
     items = _drain(receiver, lambda out: len(_samples(out)) == 1)
     assert receiver.live_streams() == 1
     new = Sender("inproc://restart", ctx, name="cam")
@@ -180,7 +187,7 @@ def test_records_publish_and_subscribe_by_type(ctx):
     pub = RecordPublisher("inproc://records", ctx)
     all_sub = RecordSubscriber("inproc://records", ctx=ctx)
     pred_sub = RecordSubscriber("inproc://records", types=("prediction",), ctx=ctx)
-    time.sleep(0.2)                       # SUB join before the first PUB (slow joiner)
+    time.sleep(0.2)  # SUB join before the first PUB (slow joiner)
     pub.handle({"type": "metrics", "samples": 1, "phase": "train", "accuracy_running": 0.5, "time": 0})
     pub.handle({"type": "prediction", "sample_id": "x", "predicted": 3})
     assert all_sub.recv(2000)["type"] == "metrics"
@@ -207,7 +214,7 @@ def test_curve_refuses_unauthenticated_clients(ctx, tmp_path):
     with pytest.raises(ConfigError, match="refusing to overwrite"):
         generate_keys(keys)
     intruder_keys = tmp_path / "intruder"
-    generate_keys(intruder_keys)          # valid CURVE keys, but not authorised by the server
+    generate_keys(intruder_keys)  # valid CURVE keys, but not authorised by the server
     (intruder_keys / "server.key").write_bytes((keys / "server.key").read_bytes())
     receiver = Receiver("tcp://0.0.0.0:0", ctx=ctx, keys=str(keys))
     port = receiver.input.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1]
@@ -226,6 +233,7 @@ def test_curve_refuses_unauthenticated_clients(ctx, tmp_path):
         s.close(timeout_s=0)
     receiver.close()
     from biograd.pipeline.security import stop_authenticator
+
     stop_authenticator(ctx)
 
 
@@ -241,6 +249,7 @@ def test_ipc_files_are_removed_on_close(ctx, tmp_path):
 def test_learner_output_waits_for_sinks_to_subscribe():
     from biograd.pipeline.errors import BioGradError
     from biograd.pipeline.transport import RecordPublisher, RecordSubscriber
+
     ctx = zmq.Context()
     publisher = RecordPublisher("inproc://wait-for-sinks", ctx)
     subscribers = []
@@ -248,12 +257,12 @@ def test_learner_output_waits_for_sinks_to_subscribe():
         with pytest.raises(BioGradError, match=r"only 0 of 1 sinks subscribed to inproc://wait-for-sinks"):
             publisher.wait_for_sinks(1, 0.2)
         subscribers.append(RecordSubscriber("inproc://wait-for-sinks", ("prediction", "end", "metrics"), ctx))
-        subscribers.append(RecordSubscriber("inproc://wait-for-sinks", (), ctx))       # everything
+        subscribers.append(RecordSubscriber("inproc://wait-for-sinks", (), ctx))  # everything
         publisher.wait_for_sinks(2, 5.0)
         publisher.handle({"type": "metrics", "samples": 1})
-        assert [s.recv(2000)["samples"] for s in subscribers] == [1, 1]   # nothing lost to a late join
+        assert [s.recv(2000)["samples"] for s in subscribers] == [1, 1]  # nothing lost to a late join
         subscribers.append(RecordSubscriber("inproc://wait-for-sinks", ("prediction",), ctx))
-        with pytest.raises(BioGradError, match="only 0 of 1"):          # a sink counts by its "end"
+        with pytest.raises(BioGradError, match="only 0 of 1"):  # a sink counts by its "end"
             publisher.wait_for_sinks(1, 0.2)
     finally:
         for s in subscribers:

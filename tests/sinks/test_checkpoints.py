@@ -1,14 +1,15 @@
 """CheckpointManager: when it saves, atomicity, pruning, loading, and exact resume (learner API)."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from sink_helpers import random_samples, small_learner
 
 from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from biograd.sinks.checkpoints import (CheckpointManager, list_checkpoints, load_checkpoint, resolve_checkpoint)
-from sink_helpers import random_samples, small_learner
+from biograd.sinks.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint, resolve_checkpoint
 
 
 class FakeClock:
@@ -54,11 +55,11 @@ def test_time_based_checkpoints_follow_the_clock(tmp_path):
     assert manager.maybe_save(learner).name == "ckpt-000000001"
     learner.train_sample(*samples[1])
     clock.now += 60.0
-    assert manager.maybe_save(learner) is None                  # the timer restarted at the save
+    assert manager.maybe_save(learner) is None  # the timer restarted at the save
     clock.now += 60.0
     assert manager.maybe_save(learner).name == "ckpt-000000002"
     clock.now += 600.0
-    assert manager.maybe_save(learner) is None                  # nothing learned since: no copy
+    assert manager.maybe_save(learner) is None  # nothing learned since: no copy
 
 
 def test_a_resumed_manager_saves_at_the_same_multiples(tmp_path):
@@ -108,7 +109,7 @@ def test_resume_mid_batch_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
     ckpt = load_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt-000000007")
     assert ckpt.samples == 7 and ckpt.extra_state == {"next_index": 7}
     resumed = ckpt.learner
-    for raster, label in samples[ckpt.extra_state["next_index"]:]:
+    for raster, label in samples[ckpt.extra_state["next_index"] :]:
         resumed.train_sample(raster, label)
     for name in ("weights", "biases", "feedback"):
         for a, b in zip(getattr(straight, name), getattr(resumed, name)):

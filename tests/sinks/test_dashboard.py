@@ -1,4 +1,5 @@
 """The live dashboard's JSON state over HTTP (the page in Chromium: test_replay.py)."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,12 @@ import urllib.request
 
 import numpy as np
 import pytest
+from sink_helpers import synthetic_records
 
 from biograd.pipeline.errors import BioGradError
 from biograd.pipeline.events import make_events
 from biograd.sinks.dashboard import Dashboard
 from biograd.sinks.records import event_frame
-from sink_helpers import synthetic_records
 
 
 def _get(url):
@@ -41,7 +42,11 @@ def test_state_endpoint_follows_the_records():
         assert state["status"] == "running"
         assert state["samples"] == 20
         last = predictions[-1]
-        assert (state["predicted"], state["label"], state["counts"]) == (last["predicted"], last["label"], last["counts"])
+        assert (state["predicted"], state["label"], state["counts"]) == (
+            last["predicted"],
+            last["label"],
+            last["counts"],
+        )
         correct = sum(p["correct"] for p in predictions)
         assert state["accuracy"] == pytest.approx(correct / 20) and state["accuracy_phase"] == "train"
         # All 20 predictions (0.1 s apart) lie in the 2-s window: events after the first over 1.9 s.
@@ -72,19 +77,29 @@ def test_event_frame_counts_on_and_off_events_and_bins_large_sensors():
 def test_the_shown_class_belongs_to_the_sample_whose_frame_is_shown():
     dashboard = Dashboard(port=0)
     try:
+
         def prediction(i, predicted, label, frame=None):
-            record = {"type": "prediction", "sample_id": f"train/{i}", "index": i, "phase": "train",
-                      "predicted": predicted, "label": label, "correct": predicted == label,
-                      "counts": [i] * 10, "events": 10, "time": 0.0}
+            record = {
+                "type": "prediction",
+                "sample_id": f"train/{i}",
+                "index": i,
+                "phase": "train",
+                "predicted": predicted,
+                "label": label,
+                "correct": predicted == label,
+                "counts": [i] * 10,
+                "events": 10,
+                "time": 0.0,
+            }
             if frame:
                 record["frame"] = frame
             return record
 
         dashboard.handle(prediction(0, 1, 1))
-        assert dashboard.state()["sample_id"] == "train/0"          # no frames yet: the latest sample
+        assert dashboard.state()["sample_id"] == "train/0"  # no frames yet: the latest sample
         frame = event_frame(make_events([0], [3], [4], [1]), 34, 34)
         dashboard.handle(prediction(1, 7, 2, frame))
-        dashboard.handle(prediction(2, 5, 5))                         # no frame: the picture stays sample 1's
+        dashboard.handle(prediction(2, 5, 5))  # no frame: the picture stays sample 1's
         state = dashboard.state()
         assert (state["sample_id"], state["predicted"], state["label"], state["counts"]) == ("train/1", 7, 2, [1] * 10)
         assert state["frame"]["on"][4][3] == 1
@@ -105,8 +120,11 @@ def test_sink_dashboard_command_serves_records_from_a_pub_socket():
         port = s.getsockname()[1]
     records = [r for r in synthetic_records(5) if r["type"] == "prediction"]
     result = {}
-    command = threading.Thread(target=lambda: result.setdefault("code", main(
-        ["sink", "dashboard", "--connect", publisher.address, "--port", str(port), "--timeout", "1.5"])))
+    command = threading.Thread(
+        target=lambda: result.setdefault(
+            "code", main(["sink", "dashboard", "--connect", publisher.address, "--port", str(port), "--timeout", "1.5"])
+        )
+    )
     command.start()
     try:
         state = None
@@ -125,4 +143,4 @@ def test_sink_dashboard_command_serves_records_from_a_pub_socket():
         publisher.close()
         command.join(timeout=20)
     assert state is not None and state["samples"] > 0 and state["sample_id"].startswith("train/")
-    assert result["code"] == 0                                    # stopped after 1.5 s of silence
+    assert result["code"] == 0  # stopped after 1.5 s of silence

@@ -1,15 +1,16 @@
 """The metrics log: JSON lines / CSV, flushed per line, readable back, resumable."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
+from sink_helpers import synthetic_records
 
 from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 from biograd.sinks.metrics import MetricsLog, csv_columns, find_metrics_log, read_metrics
 from biograd.sinks.records import RecordError
-from sink_helpers import synthetic_records
 
 
 def _lines(path):
@@ -31,9 +32,9 @@ def test_jsonl_rows_are_on_disk_after_each_record_and_carry_the_latest_feedback_
     rows = [json.loads(line) for line in _lines(path)]
     metrics = [r for r in rows if r["type"] == "metrics"]
     assert [r["samples"] for r in metrics] == list(range(1, 13))
-    assert "angle_deg" not in metrics[3]                     # before the first sleep
-    assert metrics[5]["angle_deg"] == [14.0, 15.0]           # sleep at sample 5 (i = 4)
-    assert metrics[11]["angle_deg"] == [19.0, 20.0]          # sleep at sample 10
+    assert "angle_deg" not in metrics[3]  # before the first sleep
+    assert metrics[5]["angle_deg"] == [14.0, 15.0]  # sleep at sample 5 (i = 4)
+    assert metrics[11]["angle_deg"] == [19.0, 20.0]  # sleep at sample 10
     evals = [r for r in rows if r["type"] == "eval"]
     assert evals[0]["accuracy"] == 0.7 and np.asarray(evals[0]["confusion"]).sum() == 100
 
@@ -47,12 +48,23 @@ def test_confusion_of_the_run_is_tallied_from_labelled_predictions(tmp_path):
         if r["type"] == "prediction":
             expected[r["label"], r["predicted"]] += 1
         log.handle(r)
-    log.handle({"type": "prediction", "sample_id": "live/0", "index": 0, "phase": "live", "predicted": 3,
-                "label": None, "correct": None, "counts": [0] * 10, "time": 0.0})
+    log.handle(
+        {
+            "type": "prediction",
+            "sample_id": "live/0",
+            "index": 0,
+            "phase": "live",
+            "predicted": 3,
+            "label": None,
+            "correct": None,
+            "counts": [0] * 10,
+            "time": 0.0,
+        }
+    )
     log.close()
     rows = read_metrics(path)
     confusion = [r for r in rows if r["type"] == "confusion"]
-    assert [c["phase"] for c in confusion] == ["train"]      # unlabelled live predictions are not tallied
+    assert [c["phase"] for c in confusion] == ["train"]  # unlabelled live predictions are not tallied
     assert np.array_equal(confusion[0]["confusion"], expected)
     assert confusion[0]["samples"] == 40
     assert rows[-1]["type"] == "end"
@@ -74,8 +86,18 @@ def test_csv_has_fixed_columns_and_reads_back_like_the_jsonl(tmp_path):
     assert len(from_csv) == len(from_jsonl)
     for a, b in zip(from_csv, from_jsonl):
         assert a["type"] == b["type"]
-        for key in ("samples", "accuracy_running", "accuracy", "loss", "events_per_s", "angle_deg",
-                    "norm_ratio", "confusion", "split", "phase"):
+        for key in (
+            "samples",
+            "accuracy_running",
+            "accuracy",
+            "loss",
+            "events_per_s",
+            "angle_deg",
+            "norm_ratio",
+            "confusion",
+            "split",
+            "phase",
+        ):
             if key == "confusion" and key in b:
                 assert np.array_equal(a[key], b[key])
             elif key in b:
@@ -103,7 +125,7 @@ def test_append_continues_a_log_and_refuses_a_different_csv_layout(tmp_path):
         log.handle(r)
     log.close()
     lines = _lines(tmp_path / "m.csv")
-    assert lines.count(lines[0]) == 1                         # one header
+    assert lines.count(lines[0]) == 1  # one header
     rows = read_metrics(tmp_path / "m.csv")
     assert [r["samples"] for r in rows if r["type"] == "metrics"] == list(range(1, 7))
     with pytest.raises(DataFormatError, match="header"):
@@ -117,10 +139,21 @@ def test_bad_records_are_refused_with_a_reason_and_nan_becomes_null(tmp_path):
     with pytest.raises(RecordError, match="lacks accuracy_running"):
         log.handle({"type": "metrics", "samples": 1, "phase": "train", "time": 0})
     with pytest.raises(RecordError, match="outside 0..9"):
-        log.handle({"type": "prediction", "sample_id": "x", "index": 0, "phase": "train", "predicted": 12,
-                    "label": 1, "counts": [], "time": 0})
-    log.handle({"type": "metrics", "samples": 1, "phase": "train", "accuracy_running": 0.0,
-                "loss": float("nan"), "time": 0})
+        log.handle(
+            {
+                "type": "prediction",
+                "sample_id": "x",
+                "index": 0,
+                "phase": "train",
+                "predicted": 12,
+                "label": 1,
+                "counts": [],
+                "time": 0,
+            }
+        )
+    log.handle(
+        {"type": "metrics", "samples": 1, "phase": "train", "accuracy_running": 0.0, "loss": float("nan"), "time": 0}
+    )
     log.close()
     assert json.loads(_lines(tmp_path / "m.jsonl")[0])["loss"] is None
 

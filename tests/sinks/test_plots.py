@@ -1,16 +1,17 @@
 """Plots from a run directory, and `biograd report RUN_DIR`."""
+
 from __future__ import annotations
 
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from sink_helpers import random_samples, small_learner, synthetic_records
 
 from biograd.pipeline.cli import main
 from biograd.pipeline.errors import DataFormatError
 from biograd.sinks.checkpoints import CheckpointManager
 from biograd.sinks.metrics import MetricsLog
 from biograd.sinks.plots import PLOT_NAMES, input_layout, make_plots
-from sink_helpers import random_samples, small_learner, synthetic_records
 
 
 def _run_dir(tmp_path, fmt="jsonl", checkpoint=True, n_hidden=1):
@@ -54,7 +55,7 @@ def test_plots_without_their_data_are_skipped_with_the_reason(tmp_path):
             log.handle(record)
     log.close()
     made, skipped = make_plots(run)
-    assert set(made) == {"learning_curves", "event_rate", "confusion"}   # confusion from the run's predictions
+    assert set(made) == {"learning_curves", "event_rate", "confusion"}  # confusion from the run's predictions
     assert "no sleep records" in skipped["feedback_angle"]
     assert "no checkpoint" in skipped["weights"]
 

@@ -1,4 +1,5 @@
 """Predictions over ZeroMQ: the publisher sink, the subscriber, and `biograd sink predictions`."""
+
 from __future__ import annotations
 
 import io
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import zmq
+from sink_helpers import synthetic_records
 
 from biograd.pipeline.errors import BioGradError
 from biograd.pipeline.protocol import MsgType, record_message, topic
 from biograd.sinks.predictions import PredictionPublisher, PredictionWriter, RecordSubscriber, print_predictions
-from sink_helpers import synthetic_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,9 +64,10 @@ def test_subscriber_drops_and_counts_messages_that_break_the_protocol():
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     subscriber = RecordSubscriber(f"tcp://127.0.0.1:{port}", ("prediction", "end"))
     good = _predictions(1)[0]
-    bad_header = topic(MsgType.PREDICTION) + b"\x00" * 10            # right topic, truncated header
-    wrong_payload = record_message({"type": "metrics", "samples": 1, "phase": "train",
-                                    "accuracy_running": 0.5, "time": 0})
+    bad_header = topic(MsgType.PREDICTION) + b"\x00" * 10  # right topic, truncated header
+    wrong_payload = record_message(
+        {"type": "metrics", "samples": 1, "phase": "train", "accuracy_running": 0.5, "time": 0}
+    )
     wrong_payload[0] = topic(MsgType.PREDICTION) + bytes(wrong_payload[0])[4:]  # a metrics record labelled PREDICTION
     got = []
 
@@ -126,11 +128,30 @@ def test_print_predictions_writes_json_lines_and_stops_at_the_end_record():
 
 def test_cli_prints_predictions_as_json_lines():
     publisher = PredictionPublisher("tcp://127.0.0.1:0")
-    proc = subprocess.Popen([sys.executable, "-m", "biograd.pipeline.cli", "sink", "predictions", "--connect",
-                             publisher.address, "--count", "4", "--timeout", "20"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    feeder = threading.Thread(target=_publish_until, args=(publisher, _predictions(2), lambda: proc.poll() is not None),
-                              kwargs={"period": 0.05, "limit_s": 30})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "biograd.pipeline.cli",
+            "sink",
+            "predictions",
+            "--connect",
+            publisher.address,
+            "--count",
+            "4",
+            "--timeout",
+            "20",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    feeder = threading.Thread(
+        target=_publish_until,
+        args=(publisher, _predictions(2), lambda: proc.poll() is not None),
+        kwargs={"period": 0.05, "limit_s": 30},
+    )
     feeder.start()
     try:
         out, err = proc.communicate(timeout=40)
@@ -151,7 +172,7 @@ def test_writer_and_addresses(tmp_path):
     writer = PredictionWriter(path)
     for record in synthetic_records(3):
         writer.handle(record)
-        assert len(path.read_text().splitlines()) == writer.written   # flushed per line
+        assert len(path.read_text().splitlines()) == writer.written  # flushed per line
     writer.close()
     assert writer.written == 3
     with pytest.raises(BioGradError, match="without encryption"):
@@ -171,13 +192,14 @@ def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
     keyed = RecordSubscriber(publisher.address, ("prediction",), context=ctx, keys=str(tmp_path / "keys"))
     plain = RecordSubscriber(publisher.address, ("prediction",), context=ctx)
     got = []
-    feeder = threading.Thread(target=_publish_until, args=(publisher, _predictions(2), lambda: len(got) >= 2),
-                              kwargs={"limit_s": 10})
+    feeder = threading.Thread(
+        target=_publish_until, args=(publisher, _predictions(2), lambda: len(got) >= 2), kwargs={"limit_s": 10}
+    )
     feeder.start()
     try:
         got.extend(keyed.records(count=2, idle_timeout=10))
         feeder.join()
-        assert list(plain.records(idle_timeout=0.3)) == []      # no handshake without the client key
+        assert list(plain.records(idle_timeout=0.3)) == []  # no handshake without the client key
     finally:
         feeder.join()
         for closable in (keyed, plain, publisher):

@@ -1,5 +1,6 @@
 """End to end on real N-MNIST: a replay writes metrics, checkpoints and PNGs; resume == uninterrupted;
 the dashboard in headless Chromium during a replay."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,28 @@ from biograd.sinks.plots import PLOT_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Small enough for the test budget, large enough for several batches, sleeps and checkpoints.
 TRAIN_LIMIT = 96
-SETTINGS = [f"source.limit={TRAIN_LIMIT}", "learner.batch_size=16", "learner.layer_sizes=[2312, 64, 10]",
-            "sinks.checkpoint_every=40", "sinks.keep_checkpoints=5", "pipeline.metrics_every=8",
-            "pipeline.progress=false"]
+SETTINGS = [
+    f"source.limit={TRAIN_LIMIT}",
+    "learner.batch_size=16",
+    "learner.layer_sizes=[2312, 64, 10]",
+    "sinks.checkpoint_every=40",
+    "sinks.keep_checkpoints=5",
+    "pipeline.metrics_every=8",
+    "pipeline.progress=false",
+]
 
 
 def _replay(run_dir, data_dir, *extra):
@@ -47,13 +62,29 @@ def straight_run(tmp_path_factory, data_dir):
     run = base / "straight"
     port = _free_port()
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "biograd.pipeline.cli", "sink", "metrics", "--connect", f"tcp://127.0.0.1:{port}",
-         "--out", str(base / "watched.csv"), "--hidden", "1", "--timeout", "120"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "biograd.pipeline.cli",
+            "sink",
+            "metrics",
+            "--connect",
+            f"tcp://127.0.0.1:{port}",
+            "--out",
+            str(base / "watched.csv"),
+            "--hidden",
+            "1",
+            "--timeout",
+            "120",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # PUB/SUB keeps nothing for late joiners: the learner waits until the sink has subscribed.
-        _replay(run, data_dir, "--set", f"pipeline.output=tcp://127.0.0.1:{port}",
-                "--set", "pipeline.wait_for_sinks=1")
+        _replay(run, data_dir, "--set", f"pipeline.output=tcp://127.0.0.1:{port}", "--set", "pipeline.wait_for_sinks=1")
         out, err = watcher.communicate(timeout=60)
     finally:
         if watcher.poll() is None:
@@ -74,7 +105,7 @@ def test_replay_writes_metrics_checkpoints_and_every_png(straight_run):
     assert sum(r["events_per_s"] > 0 for r in metrics) >= TRAIN_LIMIT // 8
     sleeps = [r for r in rows if r["type"] == "sleep"]
     assert len(sleeps) == TRAIN_LIMIT // 16 and all(len(r["angle_deg"]) == 1 for r in sleeps)
-    assert "angle_deg" in metrics[-1]                       # the latest angle rides on metrics rows
+    assert "angle_deg" in metrics[-1]  # the latest angle rides on metrics rows
     evals = [r for r in rows if r["type"] == "eval"]
     assert len(evals) == 1 and evals[0]["split"] == "test"
     assert np.asarray(evals[0]["confusion"]).sum() == evals[0]["samples"] > 0
@@ -93,8 +124,12 @@ def test_a_metrics_sink_in_its_own_process_logs_the_run_from_the_output_socket(s
     assert rows[-1]["type"] == "end"
     assert rows[-1]["samples"] == TRAIN_LIMIT
     # The learner waited for it (pipeline.wait_for_sinks=1), so it logged the whole run.
-    logged = [(r["type"], r.get("samples"), r.get("accuracy_running")) for r in rows if r["type"] in ("metrics", "eval")]
-    reference = [(r["type"], r.get("samples"), r.get("accuracy_running")) for r in own if r["type"] in ("metrics", "eval")]
+    logged = [
+        (r["type"], r.get("samples"), r.get("accuracy_running")) for r in rows if r["type"] in ("metrics", "eval")
+    ]
+    reference = [
+        (r["type"], r.get("samples"), r.get("accuracy_running")) for r in own if r["type"] in ("metrics", "eval")
+    ]
     assert logged == reference
     confusion = [r for r in rows if r["type"] == "confusion" and r["phase"] == "test"]
     assert confusion and np.asarray(confusion[0]["confusion"]).sum() > 0
@@ -129,16 +164,26 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (scripts/ensure-browser.sh installs it with apt)")
     from playwright.sync_api import sync_playwright
+
     from biograd.pipeline import runner
 
     port = _free_port()
-    cfg = build_run_config(None, [f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}", "sinks.dashboard=true",
-                                  f"sinks.dashboard_port={port}", "sinks.plots=false", "learner.batch_size=16",
-                                  "pipeline.metrics_every=5", "pipeline.progress=false",
-                                  # more epochs than the test can watch: on an idle machine one epoch of
-                                  # nmnist-1k ends within the browser phase and the dashboard goes away;
-                                  # `stop` ends the replay when the test is done
-                                  "source.epochs=50"])
+    cfg = build_run_config(
+        None,
+        [
+            f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}",
+            "sinks.dashboard=true",
+            f"sinks.dashboard_port={port}",
+            "sinks.plots=false",
+            "learner.batch_size=16",
+            "pipeline.metrics_every=5",
+            "pipeline.progress=false",
+            # more epochs than the test can watch: on an idle machine one epoch of
+            # nmnist-1k ends within the browser phase and the dashboard goes away;
+            # `stop` ends the replay when the test is done
+            "source.epochs=50",
+        ],
+    )
     stop = threading.Event()
     result = {}
     thread = threading.Thread(target=lambda: result.setdefault("summary", runner.replay(cfg, data_dir, stop=stop)))
@@ -194,12 +239,12 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     assert not errors, errors
     assert len(polls) >= 4, f"the page polled {len(polls)} times in 2 s (needs >= 2 updates/s)"
     samples = [int(s["samples"]) for s in seen]
-    assert samples[-1] > samples[0], seen                       # the numbers move while learning runs
-    assert len({s["samples"] for s in seen}) >= 4, seen         # ... several times in those 2 s
+    assert samples[-1] > samples[0], seen  # the numbers move while learning runs
+    assert len({s["samples"] for s in seen}) >= 4, seen  # ... several times in those 2 s
     assert len({s["events-per-s"] for s in seen}) >= 2, seen
     last = seen[-1]
     assert last["predicted"] in tuple("0123456789") and last["label"] in tuple("0123456789")
     assert last["accuracy"].endswith("%") and last["angle"].endswith("°")
-    assert lit[:2] == [34, 34] and lit[2] > 50, lit             # an N-MNIST digit's events on the canvas
+    assert lit[:2] == [34, 34] and lit[2] > 50, lit  # an N-MNIST digit's events on the canvas
     assert (REPO / "test-artifacts" / "dashboard.png").stat().st_size > 10_000
     assert result["summary"]["reason"] == "signal"

@@ -3,6 +3,7 @@
 Usage: python dv_server.py PORT FILE. Prints "ready", waits for a client, sends every event
 batch of FILE, prints "sent N", then keeps serving until killed.
 """
+
 import sys
 import time
 

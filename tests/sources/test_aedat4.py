@@ -75,10 +75,10 @@ def test_bad_magic_and_damaged_header(tmp_path, raw):
     with pytest.raises(DataFormatError, match=r"magic\.aedat4 at byte offset 0: not an AEDAT 4.0 file"):
         AedatRecording(path)
     blob = bytearray(raw)
-    blob[30:60] = b"\xff" * 30          # inside the IOHeader flatbuffer
+    blob[30:60] = b"\xff" * 30  # inside the IOHeader flatbuffer
     path = write(tmp_path, "header.aedat4", blob)
     with pytest.raises(DataFormatError, match=r"header\.aedat4 at byte offset \d+: damaged IOHeader"):
-        AedatRecording(path)           # aedat itself would panic here (a BaseException)
+        AedatRecording(path)  # aedat itself would panic here (a BaseException)
     blob = bytearray(raw)
     blob[14:18] = struct.pack("<I", 10_000_000)
     path = write(tmp_path, "hlen.aedat4", blob)
@@ -90,21 +90,24 @@ def test_truncated_file(tmp_path, raw, aedat_events):
     path = write(tmp_path, "cut.aedat4", raw[:600_000])
     with pytest.raises(DataFormatError, match=r"cut\.aedat4 at byte offset 600000: truncated"):
         AedatRecording(path, strict=True)
-    rec = AedatRecording(path)              # as a stream: the complete packets, problems counted
+    rec = AedatRecording(path)  # as a stream: the complete packets, problems counted
     events = rec.read_all()
     assert 0 < events.size < aedat_events.size
-    np.testing.assert_array_equal(events, aedat_events[:events.size])
+    np.testing.assert_array_equal(events, aedat_events[: events.size])
     assert rec.stats.invalid == 2 and rec.problems[0][0] == 600_000
 
 
 def test_corrupt_packet_is_skipped_in_a_stream(tmp_path, raw, davis_file, aedat_events):
-    offset, sid, size = scan_aedat4(davis_file).packets[1]   # the first event packet
+    offset, sid, size = scan_aedat4(davis_file).packets[1]  # the first event packet
     assert sid == 0
     blob = bytearray(raw)
-    blob[offset + 8 + 10:offset + 8 + 40] = b"\0" * 30
+    blob[offset + 8 + 10 : offset + 8 + 40] = b"\0" * 30
     path = write(tmp_path, "lz4.aedat4", blob)
-    with pytest.raises(DataFormatError, match=rf"lz4\.aedat4 at byte offset {offset}: packet of stream 0 "
-                                              r"could not be decoded"):
+    with pytest.raises(
+        DataFormatError,
+        match=rf"lz4\.aedat4 at byte offset {offset}: packet of stream 0 "
+        r"could not be decoded",
+    ):
         AedatRecording(path, strict=True).read_all()
     rec = AedatRecording(path)
     events = rec.read_all()
@@ -115,10 +118,13 @@ def test_corrupt_packet_is_skipped_in_a_stream(tmp_path, raw, davis_file, aedat_
 
 def test_events_outside_the_sensor(tmp_path, raw):
     tag = b'<attr key="sizeX" type="int">346</attr>'
-    blob = raw.replace(tag, tag.replace(b"346", b"100"), 1)   # same length: offsets stay valid
+    blob = raw.replace(tag, tag.replace(b"346", b"100"), 1)  # same length: offsets stay valid
     path = write(tmp_path, "narrow.aedat4", blob)
-    with pytest.raises(DataFormatError, match=r"narrow\.aedat4 at byte offset 3226: narrow\.aedat4 packet at "
-                                              r"byte 3226: event \d+ has x=\d+ outside the 100x260 sensor"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"narrow\.aedat4 at byte offset 3226: narrow\.aedat4 packet at "
+        r"byte 3226: event \d+ has x=\d+ outside the 100x260 sensor",
+    ):
         AedatRecording(path, strict=True).read_all()
     rec = AedatRecording(path)
     assert rec.read_all().size == 0 and rec.stats.invalid == 13
@@ -127,7 +133,7 @@ def test_events_outside_the_sensor(tmp_path, raw):
 def test_time_going_backwards_across_packets_is_skipped(davis_file, aedat_events):
     rec = AedatRecording(davis_file)
     real = list(rec._raw_packets())
-    real[3], real[4] = real[4], real[3]              # packet 4 now comes before 3
+    real[3], real[4] = real[4], real[3]  # packet 4 now comes before 3
     rec = AedatRecording(davis_file)
     rec._raw_packets = lambda: iter(real)
     packets = list(rec.packets())

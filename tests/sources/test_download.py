@@ -1,4 +1,5 @@
 """`biograd data download nmnist` against a local HTTP server with Range support."""
+
 import hashlib
 import http.server
 import threading
@@ -69,8 +70,9 @@ def url(server):
 
 def test_download_verifies_and_unpacks(server, train_zip, tmp_path, nmnist_dir):
     server.payload, md5 = train_zip
-    dest = download_nmnist(tmp_path / "nmnist", ["Train"], archives={"Train": Archive("Train.zip", url(server), md5)},
-                           progress=False)
+    dest = download_nmnist(
+        tmp_path / "nmnist", ["Train"], archives={"Train": Archive("Train.zip", url(server), md5)}, progress=False
+    )
     ds = NMNISTDataset(dest, "train", shuffle=False)
     assert len(ds) == 30 and ds.classes == list(range(10))
     for path, _ in ds.items:
@@ -83,7 +85,7 @@ def test_resume_requests_only_the_missing_bytes(server, train_zip, tmp_path):
     data, md5 = train_zip
     server.payload = data
     part = tmp_path / "Train.zip.part"
-    part.write_bytes(data[:len(data) // 3])
+    part.write_bytes(data[: len(data) // 3])
     out = download(url(server), tmp_path / "Train.zip", md5, progress=False)
     assert out.read_bytes() == data and not part.exists()
     assert server.requests == [(f"bytes={len(data) // 3}-", server.requests[0][1])]
@@ -106,14 +108,18 @@ def test_server_ignoring_range_restarts_cleanly(server, train_zip, tmp_path):
 def test_md5_mismatch_is_a_clear_error(server, train_zip, tmp_path):
     data, md5 = train_zip
     server.payload = data[:-10] + b"corrupted!"
-    with pytest.raises(DataFormatError, match=r"Train\.zip: MD5 [0-9a-f]{32} of the \d+-byte download does not "
-                                              rf"match the expected {md5}"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"Train\.zip: MD5 [0-9a-f]{32} of the \d+-byte download does not "
+        rf"match the expected {md5}",
+    ):
         download(url(server), tmp_path / "Train.zip", md5, progress=False)
     assert not (tmp_path / "Train.zip").exists() and not (tmp_path / "Train.zip.part").exists()
 
 
 def test_cli_download_into_dest(server, train_zip, tmp_path, monkeypatch, capsys):
     from biograd.pipeline.cli import main
+
     server.payload, md5 = train_zip
     monkeypatch.setitem(NMNIST_ARCHIVES, "Train", Archive("Train.zip", url(server), md5))
     assert main(["data", "download", "nmnist", "--dest", str(tmp_path / "n"), "--split", "Train"]) == 0

@@ -1,4 +1,3 @@
-
 import pytest
 import zmq
 
@@ -27,8 +26,14 @@ def test_open_source_datasets(data_dir, tmp_path):
 
 
 def test_open_source_recording_with_preprocessing(data_dir):
-    cfg = SourceConfig(kind="aedat", path="aedat4/davis346.aedat4", roi=(43, 0, 260, 260), resize=(34, 34),
-                       polarity="merge", window_events=2000)
+    cfg = SourceConfig(
+        kind="aedat",
+        path="aedat4/davis346.aedat4",
+        roi=(43, 0, 260, 260),
+        resize=(34, 34),
+        polarity="merge",
+        window_events=2000,
+    )
     stream = open_source(cfg, data_dir)
     assert stream.geometry == NMNIST_GEOMETRY
     windower = make_windower(cfg, stream)
@@ -42,8 +47,10 @@ def test_open_source_recording_with_preprocessing(data_dir):
 
 def test_open_source_live_errors(data_dir):
     from biograd.sources.live import list_cameras
+
     if not list_cameras():
         from biograd.pipeline.errors import HardwareUnavailableError
+
         with pytest.raises(HardwareUnavailableError, match="no DVS camera found"):
             open_source(SourceConfig(kind="camera"), data_dir)
     with pytest.raises(ConfigError, match="source.address"):
@@ -51,8 +58,16 @@ def test_open_source_live_errors(data_dir):
 
 
 def test_config_keys_from_toml_overrides():
-    cfg = build_run_config(None, ["source.kind=aedat", "source.roi=[0, 0, 34, 34]", "source.polarity=on",
-                                  "source.split=val", "source.noise_filter=knoise"])
+    cfg = build_run_config(
+        None,
+        [
+            "source.kind=aedat",
+            "source.roi=[0, 0, 34, 34]",
+            "source.polarity=on",
+            "source.split=val",
+            "source.noise_filter=knoise",
+        ],
+    )
     assert cfg.source.roi == (0, 0, 34, 34) and cfg.source.polarity == "on"
     with pytest.raises(ConfigError, match="source.resize"):
         build_run_config(None, ["source.resize=[34]"])
@@ -82,6 +97,7 @@ def test_data_info_cli(data_dir, capsys, tmp_path):
 
 def test_label_cli_sends_a_control_message():
     from biograd.pipeline import protocol
+
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
     port = sock.bind_to_random_port("tcp://127.0.0.1")
@@ -96,7 +112,9 @@ def test_label_cli_sends_a_control_message():
 
 def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatch, capsys):
     import io
+
     from biograd.pipeline import protocol
+
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
     port = sock.bind_to_random_port("tcp://127.0.0.1")
@@ -106,7 +124,7 @@ def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatc
         labels = []
         while sock.poll(2000):
             labels.append(protocol.decode(sock.recv_multipart()).payload["label"])
-        assert labels == [4, 7]            # "x" is refused, nothing after "q" is sent
+        assert labels == [4, 7]  # "x" is refused, nothing after "q" is sent
         assert "ignored: label 'x': must be a digit 0..9" in capsys.readouterr().err
     finally:
         sock.close(0)

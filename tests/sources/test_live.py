@@ -1,4 +1,5 @@
 """Live sources: camera errors, and a DV network stream against a real dv.io.NetworkWriter server."""
+
 import socket
 import subprocess
 import sys
@@ -27,19 +28,25 @@ def test_no_camera_is_a_clear_error():
 
 
 def test_camera_by_name_and_opaque_open_errors():
-    found = [SimpleNamespace(cameraModel="DVXplorer", serialNumber="DXA001"),
-             SimpleNamespace(cameraModel="DAVIS346", serialNumber="00000104")]
+    found = [
+        SimpleNamespace(cameraModel="DVXplorer", serialNumber="DXA001"),
+        SimpleNamespace(cameraModel="DAVIS346", serialNumber="00000104"),
+    ]
     opened = []
     assert open_camera("DAVIS346_00000104", discover=lambda: found, opener=opened.append) is None
     assert opened == [found[1]]
     open_camera("", discover=lambda: found, opener=opened.append)
     assert opened[-1] is found[0]
-    with pytest.raises(HardwareUnavailableError, match=r"camera 'DVS128_1' not found; attached: "
-                                                       r"DVXplorer_DXA001, DAVIS346_00000104"):
+    with pytest.raises(
+        HardwareUnavailableError,
+        match=r"camera 'DVS128_1' not found; attached: "
+        r"DVXplorer_DXA001, DAVIS346_00000104",
+    ):
         open_camera("DVS128_1", discover=lambda: found)
 
     def broken(_):
         raise IndexError("vector::_M_range_check: __n (which is 0) >= this->size() (which is 0)")
+
     with pytest.raises(HardwareUnavailableError, match="DVXplorer_DXA001 could not be opened: vector::"):
         open_camera("", discover=lambda: found, opener=broken)
 
@@ -56,8 +63,9 @@ def free_port():
 
 
 def start_server(port, davis_file):
-    proc = subprocess.Popen([sys.executable, str(SERVER), str(port), str(davis_file)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), str(port), str(davis_file)], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -91,8 +99,8 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
         packets = stream.packets(timeout=10)
         np.testing.assert_array_equal(receive(packets, file_events.size), file_events)
         assert server.stdout.readline().strip() == f"sent {file_events.size}"
-        stop_server(server)                       # the server goes away …
-        server = start_server(port, davis_file)   # … and comes back on the same port
+        stop_server(server)  # the server goes away …
+        server = start_server(port, davis_file)  # … and comes back on the same port
         np.testing.assert_array_equal(receive(packets, file_events.size), file_events)
         assert stream.stats.reconnects == 1
         assert stream.stats.events == 2 * file_events.size
@@ -103,10 +111,11 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
 
 
 def test_open_source_dvstream_preprocesses(davis_file, file_events):
+    from biograd.pipeline.events import NMNIST_GEOMETRY
     from biograd.sources import open_source
     from biograd.sources.config import SourceConfig
     from biograd.sources.preprocess import downsample
-    from biograd.pipeline.events import NMNIST_GEOMETRY
+
     port = free_port()
     server = start_server(port, davis_file)
     stream = open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{port}", resize=(34, 34)))
@@ -116,7 +125,7 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
         got = receive(packets, file_events.size)
         np.testing.assert_array_equal(got, downsample(file_events, DAVIS346_GEOMETRY, NMNIST_GEOMETRY))
         t0 = time.monotonic()
-        assert next(packets).size == 0            # silence: a heartbeat, not a blocked consumer
+        assert next(packets).size == 0  # silence: a heartbeat, not a blocked consumer
         assert time.monotonic() - t0 < 2
     finally:
         stream.close()
@@ -124,11 +133,15 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
 
 
 def test_dvstream_without_server_is_a_clear_error():
+    from biograd.pipeline.errors import DataNotFoundError
     from biograd.sources import open_source
     from biograd.sources.config import SourceConfig
-    from biograd.pipeline.errors import DataNotFoundError
-    with pytest.raises(DataNotFoundError, match=r"DV stream 127\.0\.0\.1:\d+: no server answered within 1 s "
-                                                r"\(connect: Connection refused"):
+
+    with pytest.raises(
+        DataNotFoundError,
+        match=r"DV stream 127\.0\.0\.1:\d+: no server answered within 1 s "
+        r"\(connect: Connection refused",
+    ):
         open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{free_port()}"), connect_timeout=1.0)
 
 
@@ -143,8 +156,8 @@ def test_slow_consumer_drops_are_counted(davis_file, file_events):
         while stream.stats.packets + stream.stats.dropped < 13 and time.monotonic() < deadline:
             time.sleep(0.01)
         got = list(stream.packets(timeout=0.5))
-        assert len(got) == 3 and stream.stats.dropped == 10      # 13 event packets in the file
-        np.testing.assert_array_equal(np.concatenate(got), file_events[:sum(p.size for p in got)])
+        assert len(got) == 3 and stream.stats.dropped == 10  # 13 event packets in the file
+        np.testing.assert_array_equal(np.concatenate(got), file_events[: sum(p.size for p in got)])
     finally:
         stream.close()
         stop_server(server)
@@ -153,9 +166,9 @@ def test_slow_consumer_drops_are_counted(davis_file, file_events):
 def test_bad_packets_and_gaps_are_counted_not_fatal():
     stream = DVNetworkStream("127.0.0.1", 1)
     stream.geometry = DAVIS346_GEOMETRY
-    for k in range(10):                               # 1 ms packets, back to back
+    for k in range(10):  # 1 ms packets, back to back
         stream._accept(make_events(np.arange(k * 1000, k * 1000 + 1000, 100), [1] * 10, [2] * 10, [1] * 10))
-    stream._accept(make_events([9_950], [400], [2], [1]))          # outside 346x260
+    stream._accept(make_events([9_950], [400], [2], [1]))  # outside 346x260
     stream._accept(make_events([9_000, 9_500], [1, 1], [2, 2], [1, 1]))  # goes back in time
     stream._accept(make_events([500_000, 500_900], [1, 1], [2, 2], [0, 1]))  # 490 ms hole
     assert stream.stats.invalid == 2 and stream.stats.gaps == 1 and stream.stats.packets == 11

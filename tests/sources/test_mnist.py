@@ -69,8 +69,11 @@ def test_truncated_and_corrupt_idx(mnist_dir, tmp_path):
     with gzip.open(mnist_dir / "t10k-labels-idx1-ubyte.gz") as f:
         raw = f.read()
     (tmp_path / "short-labels-idx1-ubyte").write_bytes(raw[:-7])
-    with pytest.raises(DataFormatError, match=r"short-labels-idx1-ubyte at byte offset 10001: shape \(10000,\) "
-                                              r"needs 10008 bytes, the file has 10001"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"short-labels-idx1-ubyte at byte offset 10001: shape \(10000,\) "
+        r"needs 10008 bytes, the file has 10001",
+    ):
         read_idx(tmp_path / "short-labels-idx1-ubyte")
     (tmp_path / "bad-idx1-ubyte").write_bytes(b"\x01\x02" + raw[2:])
     with pytest.raises(DataFormatError, match="bad-idx1-ubyte at byte offset 0: not an IDX file"):

@@ -13,7 +13,7 @@ def reference_decode(raw: bytes):
     """Event-by-event decode straight from the format description (Orchard et al. 2015)."""
     out = []
     for i in range(0, len(raw), 5):
-        word = int.from_bytes(raw[i:i + 5], "big")
+        word = int.from_bytes(raw[i : i + 5], "big")
         out.append(((word & 0x7FFFFF), word >> 32, (word >> 24) & 0xFF, (word >> 23) & 1))
     return np.array(out, dtype=np.int64)
 
@@ -48,7 +48,7 @@ def test_seeded_epoch_aware_order_and_resume(nmnist_dir):
     ids = [s.sample_id for s in ds]
     assert len(ids) == 120
     again = [s.sample_id for s in NMNISTDataset(nmnist_dir, "train", seed=7, limit=40, epochs=3)]
-    assert ids == again                                  # reproducible
+    assert ids == again  # reproducible
     assert ids[:40] != ids[40:80] and sorted(ids[:40]) == sorted(ids[40:80])  # same subset, new order
     other = [s.sample_id for s in NMNISTDataset(nmnist_dir, "train", seed=8, limit=40, epochs=1)]
     assert other != ids[:40]
@@ -74,11 +74,11 @@ def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch
         root = locate_nmnist(None, tmp_path / "empty")
         assert locate_nmnist(None, tmp_path / "empty") == root
     assert root == BUNDLED_ROOT
-    assert caplog.text.count("using the bundled sample") == 1    # once per process, not per open
+    assert caplog.text.count("using the bundled sample") == 1  # once per process, not per open
     bundled = NMNISTDataset(root, "train")
     assert len(bundled) == 100 and bundled.classes == list(range(10))
-    assert len(NMNISTDataset(root, "test")) == 29   # digit 8 has only 2 test files in nmnist-1k
-    assert all(1000 < s.events.size < 8000 for s in bundled)   # README: 1 069-7 152 events
+    assert len(NMNISTDataset(root, "test")) == 29  # digit 8 has only 2 test files in nmnist-1k
+    assert all(1000 < s.events.size < 8000 for s in bundled)  # README: 1 069-7 152 events
     with pytest.raises(ConfigError, match="no val split"):
         NMNISTDataset(root, "val")
 
@@ -94,8 +94,11 @@ def test_truncated_file_names_file_and_offset(nmnist_dir, tmp_path):
     raw = (nmnist_dir / "Train" / "1" / "00004.bin").read_bytes()
     bad = tmp_path / "00004.bin"
     bad.write_bytes(raw[:-2])
-    with pytest.raises(DataFormatError, match=r"00004\.bin at byte offset \d+: size \d+ bytes is not a "
-                                              r"multiple of 5") as info:
+    with pytest.raises(
+        DataFormatError,
+        match=r"00004\.bin at byte offset \d+: size \d+ bytes is not a "
+        r"multiple of 5",
+    ) as info:
         read_nmnist(bad)
     assert info.value.offset == (len(raw) - 2) // 5 * 5
 
@@ -103,13 +106,13 @@ def test_truncated_file_names_file_and_offset(nmnist_dir, tmp_path):
 def test_coordinate_outside_sensor_and_backwards_time(nmnist_dir, tmp_path):
     raw = bytearray((nmnist_dir / "Train" / "1" / "00004.bin").read_bytes())
     outside = bytearray(raw)
-    outside[5 * 10] = 40                       # x of event 10
+    outside[5 * 10] = 40  # x of event 10
     path = tmp_path / "outside.bin"
     path.write_bytes(outside)
     with pytest.raises(DataFormatError, match=r"outside\.bin at byte offset 50: event 10 has x=40 outside"):
         read_nmnist(path)
     back = bytearray(raw)
-    back[5 * 20 + 2:5 * 20 + 5] = bytes([back[5 * 20 + 2] & 0x80, 0, 0])   # event 20 at t = 0
+    back[5 * 20 + 2 : 5 * 20 + 5] = bytes([back[5 * 20 + 2] & 0x80, 0, 0])  # event 20 at t = 0
     path = tmp_path / "back.bin"
     path.write_bytes(back)
     with pytest.raises(DataFormatError, match=r"back\.bin at byte offset 100: timestamps go backwards at event 20"):

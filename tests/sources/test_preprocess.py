@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 
 from biograd.pipeline.errors import ConfigError
-from biograd.pipeline.events import DAVIS346_GEOMETRY, Geometry, NMNIST_GEOMETRY, validate_events
+from biograd.pipeline.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, Geometry, validate_events
 from biograd.sources.aedat4 import AedatRecording
-from biograd.sources.preprocess import (DVNoiseFilter, Preprocessor, crop, downsample, refractory_filter,
-                                select_polarity)
+from biograd.sources.preprocess import DVNoiseFilter, Preprocessor, crop, downsample, refractory_filter, select_polarity
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +61,7 @@ def test_refractory_filter_matches_reference_and_carries_state(davis):
     first, state = refractory_filter(davis[:50_000], DAVIS346_GEOMETRY, 5_000)
     state_copy = state.copy()
     second, _ = refractory_filter(davis[50_000:], DAVIS346_GEOMETRY, 5_000, state)
-    np.testing.assert_array_equal(state, state_copy)          # pure: the input state is not touched
+    np.testing.assert_array_equal(state, state_copy)  # pure: the input state is not touched
     np.testing.assert_array_equal(np.concatenate([first, second]), kept)
     none, _ = refractory_filter(davis, DAVIS346_GEOMETRY, 0)
     assert none.size == davis.size
@@ -79,8 +78,7 @@ def test_dv_noise_filters_remove_events_and_keep_a_subset(davis, kind):
 
 
 def test_preprocessor_chain(davis):
-    pre = Preprocessor(DAVIS346_GEOMETRY, roi=(43, 0, 260, 260), resize=(34, 34), polarity="on",
-                       refractory_us=1000)
+    pre = Preprocessor(DAVIS346_GEOMETRY, roi=(43, 0, 260, 260), resize=(34, 34), polarity="on", refractory_us=1000)
     assert pre.geometry == NMNIST_GEOMETRY
     out = np.concatenate([pre(davis[:60_000]), pre(davis[60_000:])])
     validate_events(out, NMNIST_GEOMETRY, "preprocessed")

@@ -40,11 +40,11 @@ def test_duration_windows_cover_the_stream_in_order(packets):
 
 def test_gap_restarts_windows_at_the_next_event(packets):
     events = np.concatenate(packets)[:2000].copy()
-    events["t"][1000:] += 5_000_000          # a 5 s silence
+    events["t"][1000:] += 5_000_000  # a 5 s silence
     w = Windower(DAVIS346_GEOMETRY, duration_us=1_000)
     samples = run(w, [events]) + w.flush()
     assert sum(s.events.size for s in samples) == 2000
-    assert all(s.events.size for s in samples)     # no empty windows for the silence
+    assert all(s.events.size for s in samples)  # no empty windows for the silence
     assert all(s.events["t"].min() >= 0 and s.events["t"].max() < 1_000 for s in samples)
 
 
@@ -52,15 +52,14 @@ def test_count_windows(packets):
     events = np.concatenate(packets)
     samples = run(Windower(DAVIS346_GEOMETRY, count=5000), packets)
     assert len(samples) == events.size // 5000
-    np.testing.assert_array_equal(np.concatenate([s.events["x"] for s in samples]),
-                                  events["x"][:len(samples) * 5000])
+    np.testing.assert_array_equal(np.concatenate([s.events["x"] for s in samples]), events["x"][: len(samples) * 5000])
 
 
 def test_set_label_labels_the_next_window_only(packets):
     w = Windower(DAVIS346_GEOMETRY, count=1000)
     first = w.push(packets[0][:1500])
     assert [s.label for s in first] == [None]
-    w.set_label(7)                              # the 500 buffered events mixed before/after: dropped
+    w.set_label(7)  # the 500 buffered events mixed before/after: dropped
     assert w.discarded_events == 500
     later = w.push(packets[1][:2500])
     assert [s.label for s in later] == [7, None]

@@ -1,4 +1,5 @@
 """Fixed-point ProcessModel of BioGradNeuron (CPU simulation of the integer neuron)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from biograd.deploy.procs.biograd_neuron.process import BioGradNeuron
 
-V_LIMIT = 2 ** 23 - 1
+V_LIMIT = 2**23 - 1
 
 
 @implements(proc=BioGradNeuron, protocol=LoihiProtocol)

@@ -2,6 +2,7 @@
 
 Kept in its own folder: Lava imports every .py file beside a Process to find its models.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,11 +26,26 @@ class BioGradNeuron(AbstractProcess):
     the only values Lava's stochastic y-trace decay (tau 65535) never changes.
     """
 
-    def __init__(self, *, shape: tuple[int], lag: int, n_layers: int, timesteps: int, period: int,
-                 vth: int, dv: int, bias_mant: np.ndarray, bias_exp: int, win: int, psi_y: int,
-                 delta_mult: int, delta_shift: int, flag_y: int, name: str | None = None):
-        super().__init__(shape=shape, lag=lag, n_layers=n_layers, timesteps=timesteps, period=period,
-                         name=name)
+    def __init__(
+        self,
+        *,
+        shape: tuple[int],
+        lag: int,
+        n_layers: int,
+        timesteps: int,
+        period: int,
+        vth: int,
+        dv: int,
+        bias_mant: np.ndarray,
+        bias_exp: int,
+        win: int,
+        psi_y: int,
+        delta_mult: int,
+        delta_shift: int,
+        flag_y: int,
+        name: str | None = None,
+    ):
+        super().__init__(shape=shape, lag=lag, n_layers=n_layers, timesteps=timesteps, period=period, name=name)
         self.a_in = InPort(shape=shape)
         self.a_err = InPort(shape=shape)
         self.s_out = OutPort(shape=shape)

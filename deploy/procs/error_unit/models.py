@@ -1,4 +1,5 @@
 """Fixed-point ProcessModel of ErrorUnit."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 Kept in its own folder: Lava imports every .py file beside a Process to find its models.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,10 +18,21 @@ class ErrorUnit(AbstractProcess):
     later), sending z⁺ - z⁻ every step. ``labels[k]`` is sample k's label (-1: no error).
     """
 
-    def __init__(self, *, shape: tuple[int], labels: np.ndarray, timesteps: int, error_start: int,
-                 period: int, n_layers: int, exp_table: np.ndarray, name: str | None = None):
-        super().__init__(shape=shape, timesteps=timesteps, error_start=error_start, period=period,
-                         n_layers=n_layers, name=name)
+    def __init__(
+        self,
+        *,
+        shape: tuple[int],
+        labels: np.ndarray,
+        timesteps: int,
+        error_start: int,
+        period: int,
+        n_layers: int,
+        exp_table: np.ndarray,
+        name: str | None = None,
+    ):
+        super().__init__(
+            shape=shape, timesteps=timesteps, error_start=error_start, period=period, n_layers=n_layers, name=name
+        )
         self.s_in = InPort(shape=shape)
         self.z_out = OutPort(shape=shape)
         self.labels = Var(shape=(len(labels),), init=np.asarray(labels))
