@@ -25,7 +25,7 @@ import numpy as np
 
 
 def _data_root(args) -> Path:
-    from biograd.pipeline.data import data_root
+    from biograd.core.data import data_root
 
     return data_root(args.data)
 
@@ -48,9 +48,9 @@ def _params(hidden: int, seed: int):
 
 
 def bench_onchip(args) -> dict:
-    from biograd.deploy.data import load_rasters
     from biograd.deploy.emulate_float import Departures, FloatEmulator
     from biograd.deploy.onchip import OnChipEmulator, plan_onchip
+    from biograd.pipeline.datasets import load_rasters
 
     root = _data_root(args)
     t0 = time.perf_counter()
@@ -163,8 +163,8 @@ def _onchip_table(args, results, n_train, n_test) -> dict:
 
 def bench_lava_vs_emulation(args) -> dict:
     """On-chip learning of real MNIST digits in Lava fixed_pt and in the emulation: same integers? how fast?"""
-    from biograd.deploy.data import load_rasters
     from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from biograd.pipeline.datasets import load_rasters
 
     root = _data_root(args)
     train, labels = load_rasters("mnist", "train", root, limit=args.samples, seed=args.seed)
@@ -204,9 +204,9 @@ def bench_lava_vs_emulation(args) -> dict:
 
 
 def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
-    from biograd.deploy.data import load_rasters
     from biograd.learner.config import LearnerConfig
     from biograd.learner.network import BioGradLearner
+    from biograd.pipeline.datasets import load_rasters
 
     if kind == "nmnist":
         cfg = LearnerConfig(
@@ -242,11 +242,11 @@ def _train_learner(kind: str, root: Path, n_train: int, epochs: int, seed: int):
 
 
 def bench_inference(args) -> dict:
-    from biograd.deploy.data import load_rasters
     from biograd.deploy.inference import run_inference
     from biograd.deploy.params import NetworkParams
     from biograd.deploy.quantize import format_report, quantization_report, quantize_network
     from biograd.learner.network import BioGradLearner
+    from biograd.pipeline.datasets import load_rasters
 
     root = _data_root(args)
     results: dict[str, float] = {}

@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.data import data_root, find_dataset
-from biograd.pipeline.errors import BioGradError
+from biograd.core.data import data_root, find_dataset
+from biograd.core.errors import BioGradError
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "bench" / "exp_logs"

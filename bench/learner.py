@@ -39,12 +39,12 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from biograd.core.data import data_root  # noqa: E402
 from biograd.learner import kernels  # noqa: E402
 from biograd.learner.config import MNIST_LEARNER, NMNIST_LEARNER  # noqa: E402
 from biograd.learner.encoding import encode_nmnist, mnist_rate_raster  # noqa: E402
 from biograd.learner.network import BioGradLearner  # noqa: E402
 from biograd.learner.reference_numpy import NumpyReferenceLearner  # noqa: E402
-from biograd.pipeline.data import data_root  # noqa: E402
 from biograd.sources.mnist import read_idx  # noqa: E402
 from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
 

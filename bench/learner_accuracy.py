@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from biograd.core.data import data_root  # noqa: E402
 from biograd.learner.config import NMNIST_LEARNER  # noqa: E402
 from biograd.learner.encoding import encode_nmnist  # noqa: E402
 from biograd.learner.network import BioGradLearner  # noqa: E402
-from biograd.pipeline.data import data_root  # noqa: E402
 from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
 
 

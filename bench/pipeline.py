@@ -30,9 +30,9 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from biograd.pipeline.events import Geometry, make_events  # noqa: E402
-from biograd.pipeline.protocol import Phase  # noqa: E402
-from biograd.pipeline.transport import Receiver, Sender, WireSample  # noqa: E402
+from biograd.core.events import Geometry, make_events  # noqa: E402
+from biograd.core.protocol import Phase  # noqa: E402
+from biograd.core.transport import Receiver, Sender, WireSample  # noqa: E402
 
 GEOMETRY = Geometry(346, 260)
 SIZES = {1_000: 3_000, 10_000: 800, 100_000: 100}  # events per sample -> samples sent

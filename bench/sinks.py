@@ -22,16 +22,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from biograd.core.data import data_root  # noqa: E402
+from biograd.core.records import event_frame  # noqa: E402
 from biograd.learner.config import NMNIST_LEARNER  # noqa: E402
 from biograd.learner.encoding import encode_nmnist  # noqa: E402
 from biograd.learner.network import BioGradLearner  # noqa: E402
-from biograd.pipeline.data import data_root  # noqa: E402
 from biograd.sinks.checkpoints import CheckpointManager  # noqa: E402
 from biograd.sinks.dashboard import Dashboard  # noqa: E402
 from biograd.sinks.metrics import MetricsLog  # noqa: E402
 from biograd.sinks.plots import make_plots  # noqa: E402
 from biograd.sinks.predictions import PredictionPublisher, PredictionWriter  # noqa: E402
-from biograd.sinks.records import event_frame  # noqa: E402
 from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
 
 

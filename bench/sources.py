@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from biograd.pipeline.data import data_root  # noqa: E402
+from biograd.core.data import data_root  # noqa: E402
 from biograd.sources.aedat4 import AedatRecording  # noqa: E402
 from biograd.sources.nmnist import decode_nmnist, read_nmnist  # noqa: E402
 

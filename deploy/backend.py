@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from biograd.pipeline.errors import ConfigError, HardwareUnavailableError
+from biograd.core.errors import ConfigError, HardwareUnavailableError
 
 BACKENDS = ("floating_pt", "fixed_pt", "loihi2-hw")
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biograd.core.errors import BioGradError
 from biograd.deploy.backend import run_config
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import FixedLayer, quantize_network
-from biograd.pipeline.errors import BioGradError
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from biograd.core.errors import BioGradError, ConfigError
 from biograd.deploy.params import NetworkParams
-from biograd.pipeline.errors import BioGradError, ConfigError
 
 TRACE_MAX = 127
 PSI_Y = 8

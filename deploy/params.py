@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import DataFormatError
+from biograd.core.errors import DataFormatError
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from biograd.pipeline.config import require
-from biograd.pipeline.errors import ConfigError
+from biograd.core.config import require
+from biograd.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from biograd.pipeline.errors import EventFormatError
-from biograd.pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, empty_events
+from biograd.core.errors import EventFormatError
+from biograd.core.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry
 
 NMNIST_TIMESTEPS = 60
 NMNIST_BIN_US = 5000
@@ -300,24 +300,3 @@ def mnist_rate_raster(image_u8, timesteps: int, rng: np.random.Generator) -> Spi
     prob = image.reshape(-1).astype(np.float64) / 255.0
     dense = rng.random((timesteps, prob.shape[0])) < prob
     return SpikeRaster.from_dense(dense)
-
-
-def mnist_to_events(image_u8, timesteps: int, rng: np.random.Generator, step_us: int = 1000) -> np.ndarray:
-    """MNIST as ON events at ``step_us`` per step (the same draws as :func:`mnist_rate_raster`).
-
-    ``encode_events(events, Geometry(28, 28), timesteps, bin_us=step_us,
-    polarity_channels=1, round_us=step_us)`` gives the same raster back (with the
-    default ``round_us=1000`` too when ``step_us`` is a multiple of 1000).
-    """
-    image = _check_image(image_u8)
-    if image.ndim != 2:
-        raise EventFormatError(f"mnist_to_events needs a 2-D image, got shape {image.shape}")
-    raster = mnist_rate_raster(image, timesteps, rng)
-    width = image.shape[1]
-    events = empty_events(raster.n_spikes)
-    steps = np.repeat(np.arange(timesteps, dtype=np.int64), np.diff(raster.indptr))
-    events["t"] = steps * step_us
-    events["x"] = raster.indices % width
-    events["y"] = raster.indices // width
-    events["p"] = 1
-    return events

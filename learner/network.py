@@ -31,11 +31,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from biograd.core.config import from_dict
+from biograd.core.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 from biograd.learner import kernels
 from biograd.learner.config import LearnerConfig
 from biograd.learner.encoding import SpikeRaster
-from biograd.pipeline.config import from_dict
-from biograd.pipeline.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 
 CHECKPOINT_FORMAT = "biograd-learner-v1"
 

@@ -1,41 +1,15 @@
-"""The ``biograd`` command.
-
-Each stage package may offer a ``cli`` module with ``register(subparsers)``;
-only stages that do are shown, so a subcommand appears once it is built.
-"""
+"""The ``biograd`` command: each module of :mod:`biograd.pipeline.commands` registers its subcommands."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
-from biograd.pipeline.errors import BioGradError
+from biograd.core.errors import BioGradError
+from biograd.pipeline.commands import data, deploy, sinks, stages
 
-STAGE_CLI_MODULES = ("biograd.pipeline.stage_cli", "biograd.sources.cli", "biograd.sinks.cli", "biograd.deploy.cli")
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """--config FILE, --set KEY=VALUE and --data PATH, shared by every subcommand that runs a stage."""
-    parser.add_argument(
-        "--config", metavar="FILE", help="TOML file with [source] [learner] [pipeline] [sinks] [deploy] sections"
-    )
-    parser.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        dest="overrides",
-        help="override one setting, e.g. --set learner.lr=0.002 (repeatable)",
-    )
-    parser.add_argument("--data", metavar="PATH", help="dataset root folder (default: $BIOGRAD_DATA)")
-
-
-def run_config_from_args(args):
-    from biograd.pipeline.run_config import build_run_config
-
-    return build_run_config(args.config, args.overrides)
+COMMAND_MODULES = (stages, data, sinks, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,13 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in STAGE_CLI_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # stage not built yet: its subcommands are not offered
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 

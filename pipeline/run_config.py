@@ -6,10 +6,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from biograd.core.config import apply_overrides, from_dict, load_toml, require
+from biograd.core.errors import ConfigError
 from biograd.deploy.config import DeployConfig
 from biograd.learner.config import MNIST_LEARNER, NMNIST_LEARNER, LearnerConfig
-from biograd.pipeline.config import apply_overrides, from_dict, load_toml, require
-from biograd.pipeline.errors import ConfigError
 from biograd.sinks.config import SinkConfig
 from biograd.sources.config import SourceConfig
 
@@ -88,7 +88,7 @@ def build_run_config(config_file: str | Path | None = None, overrides: list[str]
     base = from_dict(RunConfig, {"preset": preset})
     base = replace(base, **PRESETS[preset])
     merged = {}
-    from biograd.pipeline.config import to_dict
+    from biograd.core.config import to_dict
 
     defaults = to_dict(base)
     for key, value in data.items():

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from biograd.pipeline.config import to_dict
-from biograd.pipeline.errors import BioGradError, ConfigError, EventFormatError
-from biograd.pipeline.protocol import MsgType, Phase
-from biograd.pipeline.transport import Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints
+from biograd.core.config import to_dict
+from biograd.core.errors import BioGradError, ConfigError, EventFormatError
+from biograd.core.protocol import MsgType, Phase
+from biograd.core.transport import Receiver, RecordPublisher, Sender, WireSample, connect_address, endpoints
+from biograd.learner.network import BioGradLearner
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,7 @@ class LearnerStage:
             "time": time.time(),
         }
         if self.frames and time.monotonic() - self._last_frame >= self.cfg.sinks.frame_interval_s:
-            from biograd.sinks.records import event_frame
+            from biograd.core.records import event_frame
 
             self._last_frame = time.monotonic()
             record["frame"] = event_frame(sample.events, sample.geometry.width, sample.geometry.height)
@@ -476,9 +477,9 @@ class LearnerStage:
 
 def build_sinks(cfg, append: bool = False):
     """The run's in-process sinks from ``[sinks]``: metrics log, predictions, dashboard."""
+    from biograd.core.records import SinkSet
     from biograd.sinks.metrics import MetricsLog, metrics_path
     from biograd.sinks.predictions import PredictionPublisher, PredictionWriter
-    from biograd.sinks.records import SinkSet
 
     s = cfg.sinks
     n_hidden = len(cfg.learner.layer_sizes) - 2
@@ -504,7 +505,7 @@ def make_learner(cfg, resume: str | None):
         return BioGradLearner(cfg.learner), None
     from biograd.sinks.checkpoints import load_checkpoint
 
-    ckpt = load_checkpoint(resume)
+    ckpt = load_checkpoint(resume, BioGradLearner.load)
     if tuple(ckpt.learner.config.layer_sizes) != tuple(cfg.learner.layer_sizes):
         raise ConfigError(
             f"checkpoint {ckpt.path} has layer sizes {ckpt.learner.config.layer_sizes}, "
@@ -796,7 +797,7 @@ def run_learner(
             if closable is not None:
                 closable.close()
         sinks.close()
-        from biograd.pipeline.security import stop_authenticator
+        from biograd.core.security import stop_authenticator
 
         stop_authenticator(ctx)
         # Closes anything left open (after an error); a second for the output's last records.
@@ -805,7 +806,7 @@ def run_learner(
         try:
             from biograd.sinks.plots import make_plots
 
-            made, _ = make_plots(run_dir)
+            made, _ = make_plots(run_dir, BioGradLearner.load)
             log.info("plots: %s", ", ".join(str(v) for v in made.values()))
         except BioGradError as exc:
             log.warning("plots not made: %s", exc)

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from biograd.pipeline.config import require
-from biograd.pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.core.config import require
+from biograd.core.errors import DataFormatError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -236,17 +236,13 @@ def read_state(path) -> dict:
     return state
 
 
-def load_checkpoint(path, loader: Callable | None = None) -> Checkpoint:
+def load_checkpoint(path, loader: Callable) -> Checkpoint:
     """Load a checkpoint (see :func:`resolve_checkpoint` for what ``path`` may be).
 
-    ``loader(npz_path)`` builds the learner; default ``BioGradLearner.load``.
+    ``loader(npz_path)`` builds the learner (``BioGradLearner.load``; sinks do not import the learner).
     """
     ckpt = resolve_checkpoint(path)
     state = read_state(ckpt)
-    if loader is None:
-        from biograd.learner.network import BioGradLearner
-
-        loader = BioGradLearner.load
     learner = loader(ckpt / LEARNER_FILE)
     if int(learner.samples_seen) != state["samples"]:
         raise DataFormatError(

@@ -27,8 +27,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from biograd.pipeline.errors import BioGradError
-from biograd.sinks.records import check_record, to_json
+from biograd.core.errors import BioGradError
+from biograd.core.records import check_record, to_json
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import DataFormatError
-from biograd.sinks.records import RecordError, check_record, to_json
+from biograd.core.errors import DataFormatError
+from biograd.core.records import RecordError, check_record, to_json
 
 N_CLASSES = 10
 
@@ -172,14 +172,14 @@ def find_metrics_log(run_dir) -> Path:
     """The run's metrics log (JSON lines preferred); a clear error when there is none."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        from biograd.pipeline.errors import DataNotFoundError
+        from biograd.core.errors import DataNotFoundError
 
         raise DataNotFoundError(f"run directory {run_dir} does not exist")
     for fmt in ("jsonl", "csv"):
         path = metrics_path(run_dir, fmt)
         if path.exists():
             return path
-    from biograd.pipeline.errors import DataNotFoundError
+    from biograd.core.errors import DataNotFoundError
 
     raise DataNotFoundError(f"run directory {run_dir} has no metrics.jsonl or metrics.csv")
 

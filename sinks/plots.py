@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from biograd.pipeline.errors import DataFormatError  # noqa: E402
+from biograd.core.errors import DataFormatError  # noqa: E402
 from biograd.sinks.checkpoints import latest_checkpoint, load_checkpoint  # noqa: E402
 from biograd.sinks.metrics import find_metrics_log, read_metrics  # noqa: E402
 
@@ -35,8 +35,11 @@ PLOT_NAMES = ("learning_curves", "confusion", "feedback_angle", "weights", "even
 EVAL_COLOURS = {"val": "tab:orange", "validation": "tab:orange", "test": "tab:green", "train": "tab:blue"}
 
 
-def make_plots(run_dir, out_dir=None, weights_loader=None) -> tuple[dict[str, Path], dict[str, str]]:
-    """Draw every plot the run's data allows; return (name → PNG path, name → reason not drawn)."""
+def make_plots(run_dir, weights_loader, out_dir=None) -> tuple[dict[str, Path], dict[str, str]]:
+    """Draw every plot the run's data allows; return (name → PNG path, name → reason not drawn).
+
+    ``weights_loader(npz_path)`` loads a learner checkpoint (``BioGradLearner.load``) for the weights plot.
+    """
     run_dir = Path(run_dir)
     rows = read_metrics(find_metrics_log(run_dir))
     out = Path(out_dir) if out_dir else run_dir / "plots"
@@ -265,7 +268,7 @@ def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
     path = run_dir / "config.toml"
     if not path.exists():
         return None
-    from biograd.pipeline.config import load_toml
+    from biograd.core.config import load_toml
 
     source = load_toml(path).get("source", {})
     for key, size in (("resize", slice(0, 2)), ("roi", slice(2, 4))):
@@ -275,7 +278,7 @@ def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
     return None
 
 
-def _weights(run_dir: Path, loader=None, units: int = 16):
+def _weights(run_dir: Path, loader, units: int = 16):
     latest = latest_checkpoint(run_dir)
     if latest is None:
         return f"no checkpoint under {run_dir / 'checkpoints'}"

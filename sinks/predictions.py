@@ -19,11 +19,11 @@ from typing import IO
 
 import zmq
 
-from biograd.pipeline import transport
-from biograd.pipeline.errors import BioGradError
-from biograd.pipeline.protocol import RECORD_TYPES, record_message
-from biograd.pipeline.security import check_bind, secure_server
-from biograd.sinks.records import RecordError, check_record, to_json
+from biograd.core import transport
+from biograd.core.errors import BioGradError
+from biograd.core.protocol import RECORD_TYPES, record_message
+from biograd.core.records import RecordError, check_record, to_json
+from biograd.core.security import check_bind, secure_server
 
 log = logging.getLogger(__name__)
 

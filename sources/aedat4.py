@@ -34,8 +34,8 @@ from typing import Literal
 
 import numpy as np
 
-from biograd.pipeline.errors import DataFormatError
-from biograd.pipeline.events import Geometry, empty_events, from_aedat, from_dv
+from biograd.core.errors import DataFormatError
+from biograd.core.events import Geometry, empty_events, from_aedat, from_dv
 from biograd.sources.base import StreamStats, check_packet
 
 MAGIC = b"#!AER-DAT4.0\r\n"

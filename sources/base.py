@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from biograd.pipeline.errors import EventFormatError
-from biograd.pipeline.events import Geometry, validate_events
+from biograd.core.errors import EventFormatError
+from biograd.core.events import Geometry, validate_events
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from biograd.pipeline.config import require
+from biograd.core.config import require
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from biograd.pipeline.errors import BioGradError, DataFormatError
+from biograd.core.errors import BioGradError, DataFormatError
 
 log = logging.getLogger(__name__)
 

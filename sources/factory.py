@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import ConfigError, DataNotFoundError
+from biograd.core.errors import ConfigError, DataNotFoundError
 from biograd.sources.config import SourceConfig
 
 

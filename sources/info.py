@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.core.errors import DataFormatError, DataNotFoundError
 
 #: Files read to estimate duration and polarity balance of an N-MNIST split.
 NMNIST_INFO_FILES = 200
@@ -36,7 +36,7 @@ def describe(path: str | os.PathLike) -> dict:
         raise DataFormatError(path, "not a dataset folder: expected N-MNIST (Train/ Test/) or MNIST IDX files")
     name = path.name
     if name.endswith(".bin"):
-        from biograd.pipeline.events import NMNIST_GEOMETRY
+        from biograd.core.events import NMNIST_GEOMETRY
         from biograd.sources.nmnist import read_nmnist
 
         return {

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from biograd.pipeline.errors import DataNotFoundError, HardwareUnavailableError
-from biograd.pipeline.events import Geometry, empty_events, from_dv
+from biograd.core.errors import DataNotFoundError, HardwareUnavailableError
+from biograd.core.events import Geometry, empty_events, from_dv
 from biograd.sources.base import StreamStats, check_packet
 
 log = logging.getLogger(__name__)

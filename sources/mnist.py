@@ -1,6 +1,6 @@
 """MNIST from the standard IDX files (gzip-compressed or not), rate-coded into spike events.
 
-Each image becomes ON events by :func:`learner.encoding.mnist_to_events` (one
+Each image becomes ON events by :func:`mnist_to_events` (one
 Bernoulli draw per step and pixel, 1 ms per step), so MNIST flows through the
 same pipeline as event-camera data. The draws of sample ``i`` in epoch ``e``
 come from ``np.random.default_rng([seed, e, i])``: a sample's events do not
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from biograd.pipeline.events import Geometry
+from biograd.core.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.core.events import Geometry, empty_events
 from biograd.sources.base import Sample, SeededDataset, seeded_subset
 
 MNIST_GEOMETRY = Geometry(28, 28)
@@ -159,10 +159,29 @@ class MNISTDataset(SeededDataset):
         return sorted(int(v) for v in np.unique(np.asarray(self.labels[self.indices])))
 
     def sample(self, i: int, epoch: int = 0) -> Sample:
-        from biograd.learner.encoding import mnist_to_events
-
         index = int(self.indices[i])
         rng = np.random.default_rng([self.seed, epoch, index])
         events = mnist_to_events(np.asarray(self.images[index]), self.timesteps, rng, self.step_us)
         name = "test" if self.split == "test" else "train"
         return Sample(f"mnist/{name}/{index:05d}", int(self.labels[index]), events, MNIST_GEOMETRY)
+
+
+def mnist_to_events(image_u8, timesteps: int, rng: np.random.Generator, step_us: int = 1000) -> np.ndarray:
+    """MNIST as ON events at ``step_us`` per step: a Bernoulli rate code, spike = [U(0,1) < pixel/255].
+
+    The draws are those of :func:`biograd.learner.encoding.mnist_rate_raster` (one
+    ``rng.random((timesteps, pixels))``), so ``encode_events(events, Geometry(28, 28),
+    timesteps, bin_us=step_us, polarity_channels=1, round_us=step_us)`` gives the same raster.
+    """
+    image = np.asarray(image_u8)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise DataFormatError(f"mnist_to_events needs a 2-D uint8 image, got {image.dtype} {image.shape}")
+    prob = image.reshape(-1).astype(np.float64) / 255.0
+    steps, pixels = np.nonzero(rng.random((timesteps, prob.shape[0])) < prob)
+    width = image.shape[1]
+    events = empty_events(len(pixels))
+    events["t"] = steps.astype(np.int64) * step_us
+    events["x"] = pixels % width
+    events["y"] = pixels // width
+    events["p"] = 1
+    return events

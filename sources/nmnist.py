@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.data import ENV_VAR
-from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from biograd.pipeline.events import NMNIST_GEOMETRY, empty_events
+from biograd.core.data import ENV_VAR
+from biograd.core.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.core.events import NMNIST_GEOMETRY, empty_events
 from biograd.sources.base import Sample, SeededDataset, seeded_subset
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from typing import Literal
 import numpy as np
 from numba import njit
 
-from biograd.pipeline.errors import ConfigError
-from biograd.pipeline.events import Geometry, empty_events, from_dv, to_dv
+from biograd.core.errors import ConfigError
+from biograd.core.events import Geometry, empty_events, from_dv, to_dv
 
 POLARITY_MODES = ("both", "on", "off", "merge")
 NOISE_FILTERS = ("none", "background_activity", "knoise", "fast_decay")

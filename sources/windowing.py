@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from biograd.pipeline.errors import ConfigError
-from biograd.pipeline.events import Geometry, empty_events
+from biograd.core.errors import ConfigError
+from biograd.core.events import Geometry, empty_events
 from biograd.sources.base import Sample
 
 

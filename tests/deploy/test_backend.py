@@ -3,10 +3,10 @@
 import pytest
 from deploy_helpers import random_rasters
 
+from biograd.core.errors import ConfigError, HardwareUnavailableError
 from biograd.deploy.backend import missing_hw_modules, run_config
 from biograd.deploy.inference import run_inference
 from biograd.pipeline.cli import main
-from biograd.pipeline.errors import ConfigError, HardwareUnavailableError
 
 needs_no_chip = pytest.mark.skipif(not missing_hw_modules(), reason="lava-loihi is installed here")
 

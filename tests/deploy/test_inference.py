@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from deploy_helpers import random_rasters, small_learner
 
+from biograd.core.errors import BioGradError
 from biograd.deploy.inference import reference_counts, run_inference
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import quantize_network
-from biograd.pipeline.errors import BioGradError
 
 
 def test_floating_pt_gives_the_learners_counts_and_predictions(learner, params):
@@ -30,7 +30,7 @@ def test_fixed_pt_equals_the_integer_reference(params):
 
 
 def test_real_nmnist_through_sources_and_encoder(nmnist_dir):
-    from biograd.deploy.data import load_rasters
+    from biograd.pipeline.datasets import load_rasters
 
     rasters, labels = load_rasters("nmnist", "test", nmnist_dir.parent, limit=3)
     assert len(rasters) == 3 and rasters[0].n_inputs == 2312 and rasters[0].timesteps == 60

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from deploy_helpers import random_rasters, small_learner
 
+from biograd.core.errors import ConfigError
 from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
 from biograd.deploy.params import NetworkParams
-from biograd.pipeline.errors import ConfigError
 
 T, TE, N_IN, N_HID = 6, 1, 16, 8
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from deploy_helpers import random_rasters
 
+from biograd.core.errors import DataFormatError, DataNotFoundError
 from biograd.deploy.inference import reference_counts
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import quantization_report, quantize_layer, quantize_network
-from biograd.pipeline.errors import DataFormatError, DataNotFoundError
 
 
 def test_layer_integers_respect_loihi_ranges_and_round_trip():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.events import make_events
+from biograd.core.events import make_events
 
 
 def read_nmnist_bin(path) -> np.ndarray:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from nmnist_io import read_nmnist_bin
 
-from biograd.learner.encoding import SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster, mnist_to_events
-from biograd.pipeline.errors import EventFormatError
-from biograd.pipeline.events import NMNIST_GEOMETRY, Geometry, make_events
+from biograd.core.errors import EventFormatError
+from biograd.core.events import NMNIST_GEOMETRY, Geometry, make_events
+from biograd.learner.encoding import SpikeRaster, encode_events, encode_nmnist, mnist_rate_raster
+from biograd.sources.mnist import mnist_to_events
 
 
 def _rows(raster):

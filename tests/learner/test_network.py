@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from biograd.core.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 from biograd.learner.config import LearnerConfig
 from biograd.learner.encoding import SpikeRaster
 from biograd.learner.network import BioGradLearner
-from biograd.pipeline.errors import BioGradError, ConfigError, DataFormatError, DataNotFoundError
 
 SMALL = LearnerConfig(
     layer_sizes=(30, 16, 12, 10),

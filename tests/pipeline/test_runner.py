@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import zmq
 
-from biograd.pipeline import protocol
-from biograd.pipeline.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
-from biograd.pipeline.protocol import Message, MsgType, Phase
+from biograd.core import protocol
+from biograd.core.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
+from biograd.core.protocol import Message, MsgType, Phase
+from biograd.core.transport import RecordSubscriber, Sender, WireSample, send_control
 from biograd.pipeline.run_config import build_run_config
 from biograd.pipeline.runner import Encoder, config_to_toml, open_split, replay, run_learner
-from biograd.pipeline.transport import RecordSubscriber, Sender, WireSample, send_control
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 120  # train samples (and at most that many test samples)
@@ -187,7 +187,7 @@ def test_killed_source_is_replaced_without_restarting_the_learner(data_dir, tmp_
         "source.limit=40",
     )
     thread, result = _learner_thread(cfg)
-    from biograd.pipeline.transport import endpoints
+    from biograd.core.transport import endpoints
 
     ep = endpoints(cfg.pipeline, name=f"biograd-{os.getpid()}")  # what run_learner binds
     deadline = time.monotonic() + 30

@@ -8,12 +8,12 @@ import threading
 import numpy as np
 import pytest
 
+from biograd.core.events import NMNIST_GEOMETRY, make_events
+from biograd.core.protocol import Message, MsgType, Phase
+from biograd.core.transport import WireSample
 from biograd.pipeline.cli import main
-from biograd.pipeline.events import NMNIST_GEOMETRY, make_events
-from biograd.pipeline.protocol import Message, MsgType, Phase
 from biograd.pipeline.run_config import build_run_config
 from biograd.pipeline.runner import Encoder, LearnerStage, open_split
-from biograd.pipeline.transport import WireSample
 
 SMALL = [
     "learner.layer_sizes=[2312, 16, 10]",

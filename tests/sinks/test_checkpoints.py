@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sink_helpers import random_samples, small_learner
 
-from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.core.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.learner.network import BioGradLearner
 from biograd.sinks.checkpoints import CheckpointManager, list_checkpoints, load_checkpoint, resolve_checkpoint
 
 
@@ -92,7 +93,7 @@ def test_a_save_that_fails_midway_leaves_the_previous_checkpoints_intact(tmp_pat
     assert _names(tmp_path) == ["ckpt-000000001"]
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
     assert (good / "learner.npz").read_bytes() == before
-    assert load_checkpoint(tmp_path).samples == 1
+    assert load_checkpoint(tmp_path, BioGradLearner.load).samples == 1
 
 
 def test_resume_mid_batch_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
@@ -106,7 +107,7 @@ def test_resume_mid_batch_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
     assert _names(tmp_path / "a") == ["ckpt-000000007", "ckpt-000000014"]
     assert straight.sleeps == 4
 
-    ckpt = load_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt-000000007")
+    ckpt = load_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt-000000007", BioGradLearner.load)
     assert ckpt.samples == 7 and ckpt.extra_state == {"next_index": 7}
     resumed = ckpt.learner
     for raster, label in samples[ckpt.extra_state["next_index"] :]:
@@ -115,7 +116,7 @@ def test_resume_mid_batch_gives_the_same_weights_as_an_uninterrupted_run(tmp_pat
         for a, b in zip(getattr(straight, name), getattr(resumed, name)):
             assert np.array_equal(a, b), name
     # A run that loads the checkpoint but trains on other samples must differ: the check can fail.
-    other = load_checkpoint(tmp_path / "a").learner  # latest = 14
+    other = load_checkpoint(tmp_path / "a", BioGradLearner.load).learner  # latest = 14
     other.train_sample(*samples[0])
     other.flush()
     assert not np.array_equal(other.weights[0], straight.weights[0])
@@ -135,10 +136,10 @@ def test_resolve_and_load_report_what_is_wrong(tmp_path):
         resolve_checkpoint(tmp_path / "empty")
     (path / "state.json").write_text("{not json")
     with pytest.raises(DataFormatError, match="state.json: not valid JSON"):
-        load_checkpoint(path)
+        load_checkpoint(path, BioGradLearner.load)
     (path / "state.json").write_text(json.dumps({"format": 1, "samples": 5, "extra": {}}))
     with pytest.raises(DataFormatError, match="has seen 0 samples but state.json says 5"):
-        load_checkpoint(path)
+        load_checkpoint(path, BioGradLearner.load)
     with pytest.raises(DataFormatError, match="not JSON-serialisable"):
         manager.save_final(learner, {"bad": object()})
     with pytest.raises(ConfigError, match="sinks.keep_checkpoints"):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from sink_helpers import synthetic_records
 
-from biograd.pipeline.errors import BioGradError
-from biograd.pipeline.events import make_events
+from biograd.core.errors import BioGradError
+from biograd.core.events import make_events
+from biograd.core.records import event_frame
 from biograd.sinks.dashboard import Dashboard
-from biograd.sinks.records import event_frame
 
 
 def _get(url):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sink_helpers import synthetic_records
 
-from biograd.pipeline.errors import DataFormatError, DataNotFoundError
+from biograd.core.errors import DataFormatError, DataNotFoundError
+from biograd.core.records import RecordError
 from biograd.sinks.metrics import MetricsLog, csv_columns, find_metrics_log, read_metrics
-from biograd.sinks.records import RecordError
 
 
 def _lines(path):
@@ -175,8 +175,8 @@ def test_find_metrics_log_says_what_is_missing(tmp_path):
 
 
 def test_a_failing_sink_does_not_stop_the_others_and_fails_the_run_at_close(tmp_path):
-    from biograd.pipeline.errors import BioGradError
-    from biograd.sinks.records import SinkSet
+    from biograd.core.errors import BioGradError
+    from biograd.core.records import SinkSet
 
     class Broken:
         closed = False

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from sink_helpers import random_samples, small_learner, synthetic_records
 
+from biograd.core.errors import DataFormatError
+from biograd.learner.network import BioGradLearner
 from biograd.pipeline.cli import main
-from biograd.pipeline.errors import DataFormatError
 from biograd.sinks.checkpoints import CheckpointManager
 from biograd.sinks.metrics import MetricsLog
 from biograd.sinks.plots import PLOT_NAMES, input_layout, make_plots
@@ -38,7 +39,7 @@ def _check_png(path, min_h=250, min_w=350):
 def test_every_plot_is_drawn_from_a_complete_run_dir(tmp_path):
     # CSV logs read back like JSON lines (test_metrics), so one format is enough here.
     run = _run_dir(tmp_path, "jsonl")
-    made, skipped = make_plots(run)
+    made, skipped = make_plots(run, BioGradLearner.load)
     assert skipped == {}
     assert sorted(made) == sorted(PLOT_NAMES)
     for name, path in made.items():
@@ -54,7 +55,7 @@ def test_plots_without_their_data_are_skipped_with_the_reason(tmp_path):
         if record["type"] not in ("sleep", "eval"):
             log.handle(record)
     log.close()
-    made, skipped = make_plots(run)
+    made, skipped = make_plots(run, BioGradLearner.load)
     assert set(made) == {"learning_curves", "event_rate", "confusion"}  # confusion from the run's predictions
     assert "no sleep records" in skipped["feedback_angle"]
     assert "no checkpoint" in skipped["weights"]

@@ -14,8 +14,8 @@ import pytest
 import zmq
 from sink_helpers import synthetic_records
 
-from biograd.pipeline.errors import BioGradError
-from biograd.pipeline.protocol import MsgType, record_message, topic
+from biograd.core.errors import BioGradError
+from biograd.core.protocol import MsgType, record_message, topic
 from biograd.sinks.predictions import PredictionPublisher, PredictionWriter, RecordSubscriber, print_predictions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,7 +184,7 @@ def test_writer_and_addresses(tmp_path):
 
 
 def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
-    from biograd.pipeline.security import generate_keys, stop_authenticator
+    from biograd.core.security import generate_keys, stop_authenticator
 
     generate_keys(tmp_path / "keys")
     ctx = zmq.Context()
@@ -210,10 +210,10 @@ def test_curve_keys_let_only_a_keyed_subscriber_read_predictions(tmp_path):
 
 
 def test_run_sinks_take_the_pipeline_keys_for_a_non_loopback_predictions_socket(tmp_path):
-    from biograd.pipeline.errors import ConfigError
+    from biograd.core.errors import ConfigError
+    from biograd.core.security import generate_keys, stop_authenticator
     from biograd.pipeline.run_config import build_run_config
     from biograd.pipeline.runner import build_sinks
-    from biograd.pipeline.security import generate_keys, stop_authenticator
 
     outside = ['sinks.predictions="tcp://0.0.0.0:0"', f'sinks.run_dir="{tmp_path / "run"}"']
     with pytest.raises(ConfigError, match="refusing to bind tcp://0.0.0.0:0 without encryption"):

@@ -16,6 +16,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from biograd.learner.network import BioGradLearner
 from biograd.pipeline.cli import main
 from biograd.pipeline.run_config import build_run_config
 from biograd.sinks.checkpoints import list_checkpoints, load_checkpoint
@@ -140,8 +141,8 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(straight_run, dat
     ckpt = straight_run / "checkpoints" / "ckpt-000000040"
     resumed_dir = tmp_path / "resumed"
     _replay(resumed_dir, data_dir, "--resume", str(ckpt), "--set", "sinks.plots=false")
-    straight = load_checkpoint(straight_run).learner
-    resumed = load_checkpoint(resumed_dir).learner
+    straight = load_checkpoint(straight_run, BioGradLearner.load).learner
+    resumed = load_checkpoint(resumed_dir, BioGradLearner.load).learner
     assert resumed.samples_seen == straight.samples_seen == TRAIN_LIMIT
     for name in ("weights", "biases", "feedback"):
         for a, b in zip(getattr(straight, name), getattr(resumed, name)):

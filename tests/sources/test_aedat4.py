@@ -3,8 +3,8 @@ import struct
 import numpy as np
 import pytest
 
-from biograd.pipeline.errors import DataFormatError
-from biograd.pipeline.events import DAVIS346_GEOMETRY
+from biograd.core.errors import DataFormatError
+from biograd.core.events import DAVIS346_GEOMETRY
 from biograd.sources.aedat4 import AedatRecording, scan_aedat4
 
 

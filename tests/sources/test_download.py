@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from biograd.pipeline.errors import DataFormatError
+from biograd.core.errors import DataFormatError
 from biograd.sources.download import NMNIST_ARCHIVES, Archive, download, download_nmnist
 from biograd.sources.nmnist import NMNISTDataset
 

@@ -1,10 +1,10 @@
 import pytest
 import zmq
 
+from biograd.core.config import ConfigError
+from biograd.core.errors import DataNotFoundError
+from biograd.core.events import NMNIST_GEOMETRY
 from biograd.pipeline.cli import main
-from biograd.pipeline.config import ConfigError
-from biograd.pipeline.errors import DataNotFoundError
-from biograd.pipeline.events import NMNIST_GEOMETRY
 from biograd.pipeline.run_config import build_run_config
 from biograd.sources import make_windower, open_source
 from biograd.sources.config import SourceConfig
@@ -49,7 +49,7 @@ def test_open_source_live_errors(data_dir):
     from biograd.sources.live import list_cameras
 
     if not list_cameras():
-        from biograd.pipeline.errors import HardwareUnavailableError
+        from biograd.core.errors import HardwareUnavailableError
 
         with pytest.raises(HardwareUnavailableError, match="no DVS camera found"):
             open_source(SourceConfig(kind="camera"), data_dir)
@@ -96,7 +96,7 @@ def test_data_info_cli(data_dir, capsys, tmp_path):
 
 
 def test_label_cli_sends_a_control_message():
-    from biograd.pipeline import protocol
+    from biograd.core import protocol
 
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)
@@ -113,7 +113,7 @@ def test_label_cli_sends_a_control_message():
 def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatch, capsys):
     import io
 
-    from biograd.pipeline import protocol
+    from biograd.core import protocol
 
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.PULL)

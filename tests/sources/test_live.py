@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from biograd.pipeline.errors import HardwareUnavailableError
-from biograd.pipeline.events import DAVIS346_GEOMETRY, make_events
+from biograd.core.errors import HardwareUnavailableError
+from biograd.core.events import DAVIS346_GEOMETRY, make_events
 from biograd.sources.aedat4 import AedatRecording
 from biograd.sources.live import DVNetworkStream, list_cameras, open_camera, parse_address
 
@@ -111,7 +111,7 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
 
 
 def test_open_source_dvstream_preprocesses(davis_file, file_events):
-    from biograd.pipeline.events import NMNIST_GEOMETRY
+    from biograd.core.events import NMNIST_GEOMETRY
     from biograd.sources import open_source
     from biograd.sources.config import SourceConfig
     from biograd.sources.preprocess import downsample
@@ -133,7 +133,7 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
 
 
 def test_dvstream_without_server_is_a_clear_error():
-    from biograd.pipeline.errors import DataNotFoundError
+    from biograd.core.errors import DataNotFoundError
     from biograd.sources import open_source
     from biograd.sources.config import SourceConfig
 

@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
+from biograd.core.errors import ConfigError, DataFormatError
 from biograd.learner.encoding import encode_events, mnist_rate_raster
-from biograd.pipeline.errors import ConfigError, DataFormatError
 from biograd.sources.mnist import MNIST_GEOMETRY, MNISTDataset, read_idx
 
 

@@ -3,8 +3,8 @@ import logging
 import numpy as np
 import pytest
 
-from biograd.pipeline.errors import ConfigError, DataFormatError, DataNotFoundError
-from biograd.pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, validate_events
+from biograd.core.errors import ConfigError, DataFormatError, DataNotFoundError
+from biograd.core.events import EVENT_DTYPE, NMNIST_GEOMETRY, validate_events
 from biograd.sources.base import epoch_order
 from biograd.sources.nmnist import BUNDLED_ROOT, NMNISTDataset, decode_nmnist, locate_nmnist, read_nmnist
 

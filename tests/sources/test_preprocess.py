@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from biograd.pipeline.errors import ConfigError
-from biograd.pipeline.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, Geometry, validate_events
+from biograd.core.errors import ConfigError
+from biograd.core.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, Geometry, validate_events
 from biograd.sources.aedat4 import AedatRecording
 from biograd.sources.preprocess import DVNoiseFilter, Preprocessor, crop, downsample, refractory_filter, select_polarity
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from biograd.pipeline import protocol
-from biograd.pipeline.errors import BioGradError
-from biograd.pipeline.events import EVENT_DTYPE, Geometry
-from biograd.pipeline.protocol import Message, MsgType, Phase, ProtocolError
-from biograd.pipeline.security import check_bind, secure_client, secure_server
+from biograd.core import protocol
+from biograd.core.errors import BioGradError
+from biograd.core.events import EVENT_DTYPE, Geometry
+from biograd.core.protocol import Message, MsgType, Phase, ProtocolError
+from biograd.core.security import check_bind, secure_client, secure_server
 
 log = logging.getLogger(__name__)
 

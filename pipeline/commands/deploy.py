@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.cli import add_config_options, run_config_from_args
-from biograd.pipeline.errors import BioGradError
+from biograd.core.errors import BioGradError
+from biograd.pipeline.commands.options import add_config_options, run_config_from_args
 
 BACKEND_CHOICES = ("floating_pt", "fixed_pt", "loihi2-hw")
 LAVA_LEARN_MAX = 2000
@@ -75,7 +75,7 @@ def _config(args):
 
 
 def _data_root(args):
-    from biograd.pipeline.data import data_root
+    from biograd.core.data import data_root
 
     return data_root(args.data)
 
@@ -114,10 +114,10 @@ def cmd_export(args) -> int:
 
 def cmd_run(args) -> int:
     from biograd.deploy.backend import run_config
-    from biograd.deploy.data import load_rasters
     from biograd.deploy.inference import run_inference
     from biograd.deploy.params import NetworkParams
     from biograd.deploy.quantize import quantize_network
+    from biograd.pipeline.datasets import load_rasters
 
     cfg = _config(args)
     run_config(cfg.backend)  # a missing chip is reported before any data is read
@@ -152,11 +152,11 @@ def _check_dataset(params, dataset: str, source) -> None:
 
 
 def cmd_learn(args) -> int:
-    from biograd.deploy.data import load_rasters
     from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
     from biograd.deploy.params import NetworkParams
     from biograd.learner.config import LearnerConfig
     from biograd.learner.network import BioGradLearner
+    from biograd.pipeline.datasets import load_rasters
 
     cfg = _config(args)
     if args.engine == "lava":

@@ -1,7 +1,7 @@
 import pytest
 
-from biograd.pipeline.config import apply_overrides, parse_override
-from biograd.pipeline.errors import ConfigError
+from biograd.core.config import apply_overrides, parse_override
+from biograd.core.errors import ConfigError
 from biograd.pipeline.run_config import build_run_config
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.pipeline.errors import ConfigError
+from biograd.core.errors import ConfigError
 
 
 def load_rasters(

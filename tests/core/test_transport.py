@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import zmq
 
-from biograd.pipeline import protocol
-from biograd.pipeline.errors import ConfigError
-from biograd.pipeline.events import NMNIST_GEOMETRY, make_events
-from biograd.pipeline.protocol import Message, MsgType, Phase
-from biograd.pipeline.security import check_bind, generate_keys, is_loopback
-from biograd.pipeline.transport import Receiver, RecordPublisher, RecordSubscriber, Sender, WireSample
+from biograd.core import protocol
+from biograd.core.errors import ConfigError
+from biograd.core.events import NMNIST_GEOMETRY, make_events
+from biograd.core.protocol import Message, MsgType, Phase
+from biograd.core.security import check_bind, generate_keys, is_loopback
+from biograd.core.transport import Receiver, RecordPublisher, RecordSubscriber, Sender, WireSample
 
 
 def _events(n, seed):
@@ -232,7 +232,7 @@ def test_curve_refuses_unauthenticated_clients(ctx, tmp_path):
     for s in (plain, wrong, good):
         s.close(timeout_s=0)
     receiver.close()
-    from biograd.pipeline.security import stop_authenticator
+    from biograd.core.security import stop_authenticator
 
     stop_authenticator(ctx)
 
@@ -247,8 +247,8 @@ def test_ipc_files_are_removed_on_close(ctx, tmp_path):
 
 
 def test_learner_output_waits_for_sinks_to_subscribe():
-    from biograd.pipeline.errors import BioGradError
-    from biograd.pipeline.transport import RecordPublisher, RecordSubscriber
+    from biograd.core.errors import BioGradError
+    from biograd.core.transport import RecordPublisher, RecordSubscriber
 
     ctx = zmq.Context()
     publisher = RecordPublisher("inproc://wait-for-sinks", ctx)

@@ -6,9 +6,9 @@ import struct
 import numpy as np
 import pytest
 
-from biograd.pipeline import protocol
-from biograd.pipeline.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, make_events
-from biograd.pipeline.protocol import HEADER, Message, MsgType, Phase, ProtocolError, decode, encode
+from biograd.core import protocol
+from biograd.core.events import EVENT_DTYPE, NMNIST_GEOMETRY, Geometry, make_events
+from biograd.core.protocol import HEADER, Message, MsgType, Phase, ProtocolError, decode, encode
 
 
 def _events(n=50, seed=0):

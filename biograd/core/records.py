@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from biograd.pipeline.errors import BioGradError
+from biograd.core.errors import BioGradError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from biograd.pipeline.errors import ConfigError
+from biograd.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

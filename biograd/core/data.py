@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from biograd.pipeline.errors import DataNotFoundError
+from biograd.core.errors import DataNotFoundError
 
 ENV_VAR = "BIOGRAD_DATA"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biograd.pipeline.errors import EventFormatError
+from biograd.core.errors import EventFormatError
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 assert EVENT_DTYPE.itemsize == 13

@@ -77,7 +77,7 @@ def _predictions(args) -> int:
 
 
 def _feed(args, sink, types=None, close=True) -> int:
-    from biograd.pipeline.protocol import RECORD_TYPES
+    from biograd.core.protocol import RECORD_TYPES
     from biograd.sinks.predictions import RecordSubscriber
 
     subscriber = RecordSubscriber(args.connect, types or tuple(RECORD_TYPES), keys=args.keys)
@@ -96,7 +96,7 @@ def _feed(args, sink, types=None, close=True) -> int:
 
 
 def _metrics(args) -> int:
-    from biograd.pipeline.errors import BioGradError
+    from biograd.core.errors import BioGradError
     from biograd.sinks.metrics import MetricsLog
 
     fmt = "csv" if args.out.endswith(".csv") else "jsonl"
@@ -126,7 +126,9 @@ def _report(args) -> int:
     from biograd.sinks.plots import make_plots
 
     started = time.monotonic()
-    made, skipped = make_plots(args.run_dir, args.out)
+    from biograd.learner.network import BioGradLearner
+
+    made, skipped = make_plots(args.run_dir, BioGradLearner.load, args.out)
     for name, path in made.items():
         print(f"{name}: {path}")
     for name, reason in skipped.items():

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import tomli
 
-from biograd.pipeline.errors import ConfigError
+from biograd.core.errors import ConfigError
 
 T = TypeVar("T")
 

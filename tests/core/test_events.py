@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from biograd.pipeline.errors import EventFormatError
-from biograd.pipeline.events import (
+from biograd.core.errors import EventFormatError
+from biograd.core.events import (
     DAVIS346_GEOMETRY,
     EVENT_DTYPE,
     Geometry,

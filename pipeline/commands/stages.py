@@ -8,8 +8,8 @@ import logging
 import threading
 from dataclasses import replace
 
-from biograd.pipeline.cli import add_config_options, run_config_from_args
-from biograd.pipeline.errors import BioGradError, ConfigError
+from biograd.core.errors import BioGradError, ConfigError
+from biograd.pipeline.commands.options import add_config_options, run_config_from_args
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _config(args):
 
 
 def _data_root(args):
-    from biograd.pipeline.data import data_root
+    from biograd.core.data import data_root
 
     return data_root(args.data)
 
@@ -106,8 +106,8 @@ def cmd_learner(args) -> int:
 
 
 def cmd_source(args) -> int:
+    from biograd.core.transport import ack_address_for, connect_address, endpoints
     from biograd.pipeline.runner import run_live_source, run_replay_source
-    from biograd.pipeline.transport import ack_address_for, connect_address, endpoints
 
     cfg = _config(args)
     p = cfg.pipeline
@@ -140,7 +140,7 @@ def cmd_source(args) -> int:
 
 
 def cmd_control(args) -> int:
-    from biograd.pipeline.transport import send_control
+    from biograd.core.transport import send_control
 
     if args.command_name == "label" and args.label is None:
         raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
@@ -149,7 +149,7 @@ def cmd_control(args) -> int:
 
 
 def cmd_keys(args) -> int:
-    from biograd.pipeline.security import generate_keys
+    from biograd.core.security import generate_keys
 
     paths = generate_keys(args.dir, force=args.force)
     print(

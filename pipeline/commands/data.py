@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def cmd_download(args) -> int:
-    from biograd.pipeline.data import data_root
+    from biograd.core.data import data_root
     from biograd.sources.download import download_nmnist
 
     dest = Path(args.dest).expanduser() if args.dest else data_root(args.data) / "nmnist"
@@ -26,8 +26,8 @@ def cmd_info(args) -> int:
 
 
 def _send_label(connect: str, keys: str, text: str) -> None:
-    from biograd.pipeline.errors import ConfigError
-    from biograd.pipeline.transport import send_control
+    from biograd.core.errors import ConfigError
+    from biograd.core.transport import send_control
 
     if not text.strip().isdigit() or not 0 <= int(text) <= 9:
         raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
@@ -41,7 +41,7 @@ def cmd_label(args) -> int:
     if args.digit is not None:
         _send_label(args.connect, keys, args.digit)
         return 0
-    from biograd.pipeline.errors import ConfigError
+    from biograd.core.errors import ConfigError
 
     print("type the digit now in front of the camera and press Enter (q or Ctrl-D to quit)", flush=True)
     for line in sys.stdin:

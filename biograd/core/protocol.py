@@ -29,8 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from biograd.pipeline.errors import BioGradError, EventFormatError
-from biograd.pipeline.events import EVENT_DTYPE, Geometry, validate_events
+from biograd.core.errors import BioGradError, EventFormatError
+from biograd.core.events import EVENT_DTYPE, Geometry, validate_events
 
 PROTOCOL_VERSION = 1
 MAGIC = b"BG"
