@@ -49,7 +49,8 @@ def _params(hidden: int, seed: int):
 
 def bench_onchip(args) -> dict:
     from biograd.deploy.emulate_float import Departures, FloatEmulator
-    from biograd.deploy.onchip import OnChipEmulator, plan_onchip
+    from biograd.deploy.emulator import OnChipEmulator
+    from biograd.deploy.plan import plan_onchip
     from biograd.pipeline.datasets import load_rasters
 
     root = _data_root(args)
@@ -163,7 +164,9 @@ def _onchip_table(args, results, n_train, n_test) -> dict:
 
 def bench_lava_vs_emulation(args) -> dict:
     """On-chip learning of real MNIST digits in Lava fixed_pt and in the emulation: same integers? how fast?"""
-    from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from biograd.deploy.emulator import OnChipEmulator
+    from biograd.deploy.lava_graph import LavaOnChip
+    from biograd.deploy.plan import plan_onchip
     from biograd.pipeline.datasets import load_rasters
 
     root = _data_root(args)

@@ -23,7 +23,9 @@ class DeployConfig:
     weight_frac_bits: int = 11  # on-chip weight LSB = 2^-weight_frac_bits
     trace_impulse: int = 16  # x1 impulse per pre spike (multiple of 8, <= 64)
     trace_tau: int = 1  # x1 decays by e^(-1/tau) per step (integer tau on Loihi)
-    delta_scale: tuple[float, ...] = (640.0, 64.0)  # third-factor units per unit of δ (1 or one per layer)
+    # third-factor units per unit of δ: one value, one per weight layer, or [] (default) for
+    # 640 per hidden layer and 64 for the output (deploy.plan.default_delta_scale of the depth)
+    delta_scale: tuple[float, ...] = ()
     rng_seed: int = 0  # Lava learning-engine trace random streams
 
     def __post_init__(self):
@@ -43,7 +45,7 @@ class DeployConfig:
         )
         require(1 <= self.trace_tau <= 255, "deploy.trace_tau", self.trace_tau, "must be in 1..255")
         require(
-            len(self.delta_scale) >= 1 and all(0 < d <= 4096 for d in self.delta_scale),
+            all(0 < d <= 4096 for d in self.delta_scale),
             "deploy.delta_scale",
             self.delta_scale,
             "values must be in (0, 4096]",

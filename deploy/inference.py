@@ -26,6 +26,7 @@ import numpy as np
 
 from biograd.core.errors import BioGradError
 from biograd.deploy.backend import run_config
+from biograd.deploy.fixed_point import ACT_SHIFT, DECAY_SHIFT, DECAY_UNITY, V_MAX
 from biograd.deploy.params import NetworkParams
 from biograd.deploy.quantize import FixedLayer, quantize_network
 
@@ -153,10 +154,10 @@ def reference_counts(params: NetworkParams, raster, fixed: list[FixedLayer] | No
             bias = q.bias_mant.astype(np.int64) << q.bias_exp
             for t in range(params.timesteps):
                 a = (q.weights.astype(np.int64) @ x[t]) << q.weight_exp
-                dec = v * (4096 - q.dv)
-                v = np.sign(dec) * (np.abs(dec) >> 12) + (a << 6) + bias
-                v = np.clip(v, -(2**23) + 1, 2**23 - 1)
-                s = v > (q.vth << 6)
+                dec = v * (DECAY_UNITY - q.dv)
+                v = np.sign(dec) * (np.abs(dec) >> DECAY_SHIFT) + (a << ACT_SHIFT) + bias
+                v = np.clip(v, -V_MAX, V_MAX)
+                s = v > (q.vth << ACT_SHIFT)
                 v[s] = 0
                 out[t] = s
         x = out

@@ -12,6 +12,17 @@ With one weight LSB worth ``w_lsb`` (float), one voltage unit is worth
 ``bias_mant · 2^bias_exp = round(b S)``, ``dv = round(4096 (1 - λ))``.
 Resetting v to 0 after a spike and BioGrad's ``λ v (1 - s_prev)`` give the same next
 voltage, so the stock LIF expresses BioGrad's neuron exactly up to these roundings.
+
+The quantiser API (one implementation of each rounding; the on-chip plan and any integer
+inference kernel must use these so that they compute the same integers as Lava):
+
+* :func:`quantize_weights` — float weights → even 8-bit mantissas on a given LSB grid;
+* :func:`quantize_bias` — float bias in voltage units → (13-bit mantissa, exponent);
+* :func:`decay_mantissa` — decay λ → Lava's 12-bit ``dv``;
+* :func:`quantize_layer` / :func:`quantize_network` — a whole layer / network for inference
+  (:class:`FixedLayer`, with the weight exponent chosen to keep vth small).
+
+The integer formats themselves are named in :mod:`deploy.fixed_point`.
 """
 
 from __future__ import annotations
@@ -20,14 +31,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from biograd.deploy.fixed_point import (
+    ACT_SHIFT,
+    BIAS_EXP_MAX,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_UNITY,
+    W_MANT_MAX,
+)
 from biograd.deploy.params import NetworkParams
 
-W_MANT_MAX = 254  # mixed-sign 8-bit mantissa; Lava truncates odd values to even
-BIAS_MANT_MAX = 4095  # 13-bit signed bias mantissa
-BIAS_EXP_MAX = 7
 VTH_TARGET_MAX = 4096  # keep vth << 6 far below the 24-bit voltage limit
 WEIGHT_EXP_RANGE = (0, 7)
-DECAY_UNITY = 4096
+DU_NO_MEMORY = DECAY_UNITY - 1  # du = 4095: the current u is this step's input only
+
+
+def quantize_weights(w: np.ndarray, lsb: float, lo: int = -W_MANT_MAX, hi: int = W_MANT_MAX) -> np.ndarray:
+    """Even int32 mantissas ``2 round(w / 2 lsb)`` clipped to ``lo..hi`` (Lava drops odd bits)."""
+    mant = 2 * np.round(np.asarray(w, dtype=np.float64) / (2 * lsb))
+    return np.clip(mant, lo, hi).astype(np.int32)
+
+
+def quantize_bias(target: np.ndarray) -> tuple[np.ndarray, int]:
+    """``target`` (bias in voltage units, i.e. already × the layer scale) as
+    ``(mant, exp)`` with ``mant << exp ≈ target``: the smallest exponent in 0..7 whose rounded
+    mantissas all fit 13 bits (7 if none does; then the mantissas saturate). int64 mantissas."""
+    target = np.asarray(target, dtype=np.float64)
+    bias_exp = BIAS_EXP_MAX
+    for be in range(0, BIAS_EXP_MAX + 1):
+        if np.all(np.abs(np.round(target / 2**be)) <= BIAS_MANT_MAX):
+            bias_exp = be
+            break
+    mant = np.clip(np.round(target / 2**bias_exp), BIAS_MANT_MIN, BIAS_MANT_MAX).astype(np.int64)
+    return mant, bias_exp
+
+
+def decay_mantissa(lam: float) -> int:
+    """Lava's ``dv`` for a voltage decay λ: ``round(4096 (1 - λ))`` in 0..4095."""
+    return int(np.clip(round(DECAY_UNITY * (1.0 - lam)), 0, DECAY_UNITY - 1))
 
 
 @dataclass(frozen=True)
@@ -46,13 +87,13 @@ class FixedLayer:
     @property
     def scale(self) -> float:
         """Voltage units (after Lava's << 6) per float unit of BioGrad's v."""
-        return 2.0 ** (self.weight_exp + 6) / self.w_lsb
+        return 2.0 ** (self.weight_exp + ACT_SHIFT) / self.w_lsb
 
     def dequantized(self) -> tuple[np.ndarray, np.ndarray, float, float]:
         """(W, b, θ, λ) that this integer layer represents, in BioGrad's float units."""
         w = self.weights.astype(np.float64) * self.w_lsb
         b = self.bias_mant.astype(np.float64) * 2.0**self.bias_exp / self.scale
-        return w, b, self.vth * 64.0 / self.scale, (DECAY_UNITY - self.dv) / DECAY_UNITY
+        return w, b, self.vth * float(1 << ACT_SHIFT) / self.scale, (DECAY_UNITY - self.dv) / DECAY_UNITY
 
 
 def quantize_layer(w: np.ndarray, b: np.ndarray, lam: float, vth: float, weight_exp: int | None = None) -> FixedLayer:
@@ -61,8 +102,7 @@ def quantize_layer(w: np.ndarray, b: np.ndarray, lam: float, vth: float, weight_
     b = np.asarray(b, dtype=np.float64)
     wmax = float(np.max(np.abs(w))) if w.size else 0.0
     w_lsb = wmax / W_MANT_MAX if wmax > 0 else 1.0
-    mant = 2 * np.round(w / (2 * w_lsb))
-    mant = np.clip(mant, -W_MANT_MAX, W_MANT_MAX).astype(np.int32)
+    mant = quantize_weights(w, w_lsb)
     if weight_exp is None:
         weight_exp = WEIGHT_EXP_RANGE[0]
         for e in range(WEIGHT_EXP_RANGE[1], WEIGHT_EXP_RANGE[0] - 1, -1):
@@ -70,16 +110,18 @@ def quantize_layer(w: np.ndarray, b: np.ndarray, lam: float, vth: float, weight_
                 weight_exp = e
                 break
     vth_i = int(round(vth * 2**weight_exp / w_lsb))
-    scale = 2.0 ** (weight_exp + 6) / w_lsb
-    target = b * scale
-    bias_exp = BIAS_EXP_MAX
-    for be in range(0, BIAS_EXP_MAX + 1):
-        if np.all(np.abs(np.round(target / 2**be)) <= BIAS_MANT_MAX):
-            bias_exp = be
-            break
-    bias_mant = np.clip(np.round(target / 2**bias_exp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int32)
-    dv = int(np.clip(round(DECAY_UNITY * (1.0 - lam)), 0, DECAY_UNITY - 1))
-    return FixedLayer(mant, int(weight_exp), bias_mant, int(bias_exp), max(vth_i, 1), 4095, dv, w_lsb)
+    scale = 2.0 ** (weight_exp + ACT_SHIFT) / w_lsb
+    bias_mant, bias_exp = quantize_bias(b * scale)
+    return FixedLayer(
+        mant,
+        int(weight_exp),
+        bias_mant.astype(np.int32),
+        int(bias_exp),
+        max(vth_i, 1),
+        DU_NO_MEMORY,
+        decay_mantissa(lam),
+        w_lsb,
+    )
 
 
 def quantize_network(params: NetworkParams, weight_exp: int | None = None) -> list[FixedLayer]:

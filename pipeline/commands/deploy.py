@@ -63,6 +63,7 @@ def register(subparsers) -> None:
     lr.add_argument("--backend", choices=BACKEND_CHOICES, help="for --engine lava (overrides deploy.backend)")
     lr.add_argument("--out", metavar="FILE", help="save the learned network as a learner checkpoint (.npz)")
     lr.add_argument("--seed", type=int, default=0)
+    lr.add_argument("--quiet", action="store_true", help="no progress lines while learning")
     add_config_options(lr)
     lr.set_defaults(func=cmd_learn)
 
@@ -152,8 +153,10 @@ def _check_dataset(params, dataset: str, source) -> None:
 
 
 def cmd_learn(args) -> int:
-    from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+    from biograd.deploy.emulator import OnChipEmulator
+    from biograd.deploy.lava_graph import LavaOnChip
     from biograd.deploy.params import NetworkParams
+    from biograd.deploy.plan import default_delta_scale, plan_onchip
     from biograd.learner.config import LearnerConfig
     from biograd.learner.network import BioGradLearner
     from biograd.pipeline.datasets import load_rasters
@@ -188,6 +191,7 @@ def cmd_learn(args) -> int:
     params = NetworkParams.from_learner(learner)
     _check_dataset(params, args.dataset, args.checkpoint or "fresh network")
     root = _data_root(args)
+    print(f"loading {args.train} {args.dataset} training and {args.test} test samples...", flush=True)
     train, train_lab = load_rasters(
         args.dataset, "train", root, limit=args.train, seed=args.seed, timesteps=params.timesteps
     )
@@ -208,9 +212,15 @@ def cmd_learn(args) -> int:
     )
     for l, lay in enumerate(plan.layers):
         print(f"layer {l}: dw = {lay.dw}  (learning rate {lay.lr:.3g}), dt = {plan.dt}")
+    ds = cfg.delta_scale or default_delta_scale(params.n_layers)
+    source = "deploy.delta_scale" if cfg.delta_scale else f"default for {params.n_layers} weight layers"
+    print(f"delta_scale = {list(ds)} ({source})")
     start = time.perf_counter()
+    progress = _Progress(len(train), start, quiet=args.quiet)
     if args.engine == "lava":
-        state, counts = LavaOnChip(plan, train, train_lab, backend=cfg.backend).run_all()
+        print(f"building the Lava graph ({len(train)} samples x {plan.period} steps)...", flush=True)
+        net = LavaOnChip(plan, train, train_lab, backend=cfg.backend)
+        state, counts = net.run_all(progress=progress, every=max(1, min(100, len(train) // 10)))
         weights = state["weights"]
         learned = replace(
             plan, layers=tuple(replace(lay, weights=w.astype(np.int32)) for lay, w in zip(plan.layers, weights))
@@ -218,7 +228,11 @@ def cmd_learn(args) -> int:
         emu = OnChipEmulator(learned, 1)
     else:
         emu = OnChipEmulator(plan, len(train) * plan.period + 1)
-        counts = np.array([emu.run_sample(r.to_dense(), train_lab) for r in train])
+        rows = []
+        for k, r in enumerate(train):
+            rows.append(emu.run_sample(r.to_dense(), train_lab))
+            progress(k + 1, len(train), correct=int(np.argmax(rows[-1]) == train_lab[k]))
+        counts = np.array(rows)
     secs = time.perf_counter() - start
     train_acc = float(np.mean(np.argmax(counts, axis=1) == train_lab))
     test_acc = float(np.mean([np.argmax(emu.infer_sample(r.to_dense())) == l for r, l in zip(test, test_lab)]))
@@ -232,3 +246,28 @@ def cmd_learn(args) -> int:
         path = learner.save(args.out)
         print(f"wrote {path} (learned weights; biases and feedback as exported)")
     return 0
+
+
+class _Progress:
+    """One line every ~10 % (or 5 s) of on-chip learning: samples, rate, running accuracy, ETA."""
+
+    def __init__(self, total: int, start: float, quiet: bool = False):
+        self.total, self.start, self.quiet = total, start, quiet
+        self.correct = self.seen = 0
+        self.last_print = start
+        self.next_mark = max(1, total // 10)
+
+    def __call__(self, done: int, total: int, correct: int | None = None) -> None:
+        if correct is not None:
+            self.correct += correct
+            self.seen += 1
+        now = time.perf_counter()
+        if self.quiet or (done < self.next_mark and now - self.last_print < 5.0 and done < total):
+            return
+        while self.next_mark <= done:
+            self.next_mark += max(1, total // 10)
+        self.last_print = now
+        rate = done / max(now - self.start, 1e-9)
+        acc = f", running accuracy {self.correct / self.seen:.3f}" if self.seen else ""
+        eta = (total - done) / rate if rate > 0 else 0.0
+        print(f"  {done}/{total} samples ({rate:.1f}/s{acc}), about {eta:.0f} s left", flush=True)

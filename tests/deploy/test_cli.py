@@ -109,3 +109,16 @@ def test_learn_in_lava_and_in_the_emulation_give_the_same_network(tmp_path, data
     for l in range(2):
         np.testing.assert_array_equal(lava.weights[l], emu.weights[l])
     assert any(np.any(np.abs(lava.weights[l] - fresh.weights[l]) > 2**-10) for l in range(2))
+
+
+def test_learn_shows_progress_and_derives_delta_scale_from_the_depth(tmp_path, data_dir, capsys):
+    """A 2-hidden-layer checkpoint learns without --set deploy.delta_scale; progress is printed."""
+    ckpt = small_learner(sizes=(784, 12, 8, 10), T=20, te=5, seed=3).save(tmp_path / "deep.npz")
+    args = ["deploy", "learn", str(ckpt), "--dataset", "mnist", "--train", "20", "--test", "4"]
+    assert main(args + ["--data", str(data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "delta_scale = [640.0, 640.0, 64.0] (default for 3 weight layers)" in text
+    lines = [line for line in text.splitlines() if "samples (" in line and "running accuracy" in line]
+    assert len(lines) >= 2 and lines[-1].strip().startswith("20/20 samples"), text
+    assert main(args + ["--data", str(data_dir), "--quiet", "--set", "deploy.delta_scale=[100.0,64.0]"]) == 2
+    assert "give 1 value or 3" in capsys.readouterr().err

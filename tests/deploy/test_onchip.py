@@ -5,8 +5,10 @@ import pytest
 from deploy_helpers import random_rasters, small_learner
 
 from biograd.core.errors import ConfigError
-from biograd.deploy.onchip import LavaOnChip, OnChipEmulator, plan_onchip
+from biograd.deploy.emulator import OnChipEmulator
+from biograd.deploy.lava_graph import LavaOnChip
 from biograd.deploy.params import NetworkParams
+from biograd.deploy.plan import default_delta_scale, plan_onchip
 
 T, TE, N_IN, N_HID = 6, 1, 16, 8
 
@@ -133,3 +135,14 @@ def test_two_hidden_layers_match_too():
     for key in lava:
         for l in range(3):
             np.testing.assert_array_equal(emu.state()[key][l], lava[key][l], err_msg=f"{key}[{l}]")
+
+
+def test_delta_scale_defaults_to_the_network_depth():
+    for sizes, expected in (((N_IN, N_HID, 10), (640.0, 64.0)), ((N_IN, 8, 6, 10), (640.0, 640.0, 64.0))):
+        params = NetworkParams.from_learner(small_learner(sizes=sizes, T=T, te=TE))
+        assert default_delta_scale(params.n_layers) == expected
+        auto, explicit = plan_onchip(params, lr=1e-3), plan_onchip(params, lr=1e-3, delta_scale=expected)
+        assert [lay.delta_mult for lay in auto.layers] == [lay.delta_mult for lay in explicit.layers]
+        assert [lay.lr for lay in auto.layers] == [lay.lr for lay in explicit.layers]
+    with pytest.raises(ConfigError, match="give 1 value or 3"):
+        plan_onchip(params, lr=1e-3, delta_scale=(1.0, 2.0))

@@ -10,34 +10,43 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from biograd.deploy.fixed_point import (
+    ACT_SHIFT,
+    DECAY_SHIFT,
+    DECAY_UNITY,
+    FLAG_Y,
+    THIRD_FACTOR_MAX,
+    V_BITS,
+    V_MAX,
+    VTH_BITS,
+    W_TRACE,
+)
 from biograd.deploy.procs.biograd_neuron.process import BioGradNeuron
-
-V_LIMIT = 2**23 - 1
 
 
 @implements(proc=BioGradNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
 class PyBioGradNeuronFixed(PyLoihiProcessModel):
-    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
-    a_err: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=24)
+    a_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=V_BITS)
+    a_err: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=V_BITS)
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
-    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
-    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=W_TRACE)
+    s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=W_TRACE)
+    s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=W_TRACE)
+    v: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=V_BITS)
     s_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
-    d: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    d: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=V_BITS)
     bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=13)
     bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=3)
-    vth: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=17)
-    dv: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=12)
-    win: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
-    psi_y: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=7)
-    delta_mult: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=24)
+    vth: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=VTH_BITS)
+    dv: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=DECAY_SHIFT)
+    win: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=V_BITS)
+    psi_y: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=W_TRACE)
+    delta_mult: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=V_BITS)
     delta_shift: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=5)
-    flag_y: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=7)
+    flag_y: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=W_TRACE)
 
     def run_spk(self):
         p = self.proc_params
@@ -54,12 +63,12 @@ class PyBioGradNeuronFixed(PyLoihiProcessModel):
             if t == 0:
                 self.v[:] = 0
                 self.s_prev[:] = 0
-            dec = self.v * (4096 - int(self.dv[0]))
-            dec = np.sign(dec) * (np.abs(dec) >> 12)
+            dec = self.v * (DECAY_UNITY - int(self.dv[0]))
+            dec = np.sign(dec) * (np.abs(dec) >> DECAY_SHIFT)
             dec[self.s_prev != 0] = 0
             bias = self.bias_mant << int(self.bias_exp[0])
-            v = np.clip(dec + (a << 6) + bias, -V_LIMIT, V_LIMIT)
-            th = int(self.vth[0]) << 6
+            v = np.clip(dec + (a << ACT_SHIFT) + bias, -V_MAX, V_MAX)
+            th = int(self.vth[0]) << ACT_SHIFT
             s = (v > th).astype(np.int32)
             y1 = (np.abs(v - th) < int(self.win[0])).astype(np.int32) * int(self.psi_y[0])
             self.v[:] = v
@@ -67,7 +76,7 @@ class PyBioGradNeuronFixed(PyLoihiProcessModel):
         if phase == p["timesteps"] + p["n_layers"]:
             r = int(self.delta_shift[0])
             q = (self.d * int(self.delta_mult[0]) + (1 << (r - 1))) >> r
-            y2 = (64 + np.clip(q, -63, 63)).astype(np.int32)
+            y2 = (FLAG_Y + np.clip(q, -THIRD_FACTOR_MAX, THIRD_FACTOR_MAX)).astype(np.int32)
             y3[:] = int(self.flag_y[0])
             self.d[:] = 0
         self.s_out.send(s)

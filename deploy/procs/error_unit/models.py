@@ -10,9 +10,8 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from biograd.deploy.fixed_point import ERR_UNIT
 from biograd.deploy.procs.error_unit.process import ErrorUnit
-
-UNIT = 256
 
 
 @implements(proc=ErrorUnit, protocol=LoihiProtocol)
@@ -44,11 +43,11 @@ class PyErrorUnitFixed(PyLoihiProcessModel):
             label = int(self.labels[k]) if k < self.labels.shape[0] else -1
             if t >= p["error_start"] and label >= 0:
                 num = self.exp_table[np.max(self.counts) - self.counts]
-                e = (num * UNIT) // np.sum(num)
-                e[label] -= UNIT
-                self.a_pos[:] = self.a_pos - self.z_pos * UNIT + e
-                self.a_neg[:] = self.a_neg - self.z_neg * UNIT - e
-                self.z_pos[:] = self.a_pos > UNIT
-                self.z_neg[:] = self.a_neg > UNIT
+                e = (num * ERR_UNIT) // np.sum(num)
+                e[label] -= ERR_UNIT
+                self.a_pos[:] = self.a_pos - self.z_pos * ERR_UNIT + e
+                self.a_neg[:] = self.a_neg - self.z_neg * ERR_UNIT - e
+                self.z_pos[:] = self.a_pos > ERR_UNIT
+                self.z_neg[:] = self.a_neg > ERR_UNIT
                 z = (self.z_pos - self.z_neg).astype(np.int32)
         self.z_out.send(z)
