@@ -37,6 +37,7 @@ import numpy as np
 
 from biograd.core.data import data_root, find_dataset
 from biograd.core.errors import BioGradError
+from biograd.sources.base import epoch_order
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "bench" / "exp_logs"
@@ -113,9 +114,9 @@ def nmnist_data(args):
     return _NMNIST_CACHE[root]
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """Sample order of one epoch: the same for every method with the same seed."""
-    return np.random.default_rng([seed, epoch, 7919]).permutation(n)
+#: salt of the experiments' sample orders (sources.base.epoch_order; the same for every method
+#: with the same seed; kept as it was: the logged results were made with these orders)
+ORDER_SALT = 7919
 
 
 # --- the two methods behind one interface ---------------------------------------------
@@ -195,7 +196,7 @@ def run_epochs(run, tr, ytr, te, yte, epochs, seed, log, tag: dict, on_update=No
     total = 0.0
     for epoch in range(epochs):
         t0 = time.perf_counter()
-        train_acc, loss = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, epoch), on_update)
+        train_acc, loss = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, epoch, salt=ORDER_SALT), on_update)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         acc = run.evaluate(te, yte)
@@ -437,7 +438,7 @@ def cmd_streaming(args) -> int:
                 continue
             run = make_run("biograd", seed, batch, lr=lr, sleep_every=every)
             t0 = time.perf_counter()
-            train_acc, _ = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, 0))
+            train_acc, _ = run.train_epoch(tr, ytr, epoch_order(len(tr), seed, 0, salt=ORDER_SALT))
             wall = time.perf_counter() - t0
             acc = run.evaluate(te, yte)
             log.append(
@@ -531,7 +532,7 @@ def cmd_mnist(args) -> int:
         if deadline and last_epoch_s and pos["index"] == 0 and time.time() + last_epoch_s > deadline:
             print("next epoch would end after the deadline: stopping", flush=True)
             break
-        order = epoch_order(n_train, args.seed, epoch)
+        order = epoch_order(n_train, args.seed, epoch, salt=ORDER_SALT)
         t_seg = time.perf_counter()
         seg_start = pos["index"]
         stopped = False
@@ -668,21 +669,14 @@ def _ms(values) -> str:
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
 
 
-def cmd_report(args) -> int:
-    import matplotlib
+def _log(name: str) -> list[dict]:
+    return Log(LOG_DIR / f"{name}.jsonl").read()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    out: dict[str, float] = {}
-    docs = ROOT / "docs"
-
-    def L(name):
-        return Log(LOG_DIR / f"{name}.jsonl").read()
-
-    # MNIST
+def report_mnist(out: dict[str, float], plt, docs: Path) -> None:
+    """MNIST: the epoch table, its figures and results_mnist.png."""
     # A run stopped mid-epoch and resumed logs that epoch twice: the later record wins.
-    m = list({r["epoch"]: r for r in L("mnist") if r.get("kind") == "epoch"}.values())
+    m = list({r["epoch"]: r for r in _log("mnist") if r.get("kind") == "epoch"}.values())
     if m:
         best = max(m, key=lambda r: (r["val_acc"], -r["epoch"]))
         last = m[-1]
@@ -721,11 +715,13 @@ def cmd_report(args) -> int:
         fig.savefig(docs / "results_mnist.png", dpi=110)
         plt.close(fig)
 
-    # N-MNIST BioGrad vs BPTT
-    rows = [r for r in L("nmnist") if r.get("kind") == "run_done"]
+
+def report_nmnist(out: dict[str, float], plt, docs: Path) -> None:
+    """N-MNIST BioGrad vs BPTT: the table per (epochs, lr), the ratios and results_nmnist.png."""
+    rows = [r for r in _log("nmnist") if r.get("kind") == "run_done"]
     if rows:
         print("\n## N-MNIST nmnist-1k: BioGrad vs BPTT")
-        ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
+        ep = [r for r in _log("nmnist") if r.get("kind") == "epoch"]
 
         def last5(method, seed, epochs, lr):
             # First record per epoch: the one the run_done of an E-epoch run was built from
@@ -770,7 +766,7 @@ def cmd_report(args) -> int:
                 out[f"{key}_test_std"] = float(np.std([r["test_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
                 out[f"{key}_last5_mean"] = float(np.mean(l5))
                 out[f"{key}_train_wall_s"] = float(np.mean([r["train_wall_s"] for r in rs]))
-        ep = [r for r in L("nmnist") if r.get("kind") == "epoch"]
+        ep = [r for r in _log("nmnist") if r.get("kind") == "epoch"]
         for epochs in sorted({r["epochs"] for r in rows}):
             b, p = out.get(f"nmnist_biograd_e{epochs}_last5_mean"), out.get(f"nmnist_bptt_e{epochs}_last5_mean")
             tb, tp = out.get(f"nmnist_biograd_e{epochs}_train_wall_s"), out.get(f"nmnist_bptt_e{epochs}_train_wall_s")
@@ -807,7 +803,10 @@ def cmd_report(args) -> int:
         fig.savefig(docs / "results_nmnist.png", dpi=110)
         plt.close(fig)
 
-    cv = [r for r in L("cv") if r.get("kind") == "fold_done"]
+
+def report_cv(out: dict[str, float], plt, docs: Path) -> None:
+    """N-MNIST cross-validation: held-out accuracy per method and epochs."""
+    cv = [r for r in _log("cv") if r.get("kind") == "fold_done"]
     if cv:
         print("\n## N-MNIST 5-fold cross-validation on the 1 000 training samples")
         print("| method | folds | epochs | batch | held-out acc % (mean ± std over folds) |")
@@ -825,7 +824,10 @@ def cmd_report(args) -> int:
                         float(np.std([r["heldout_acc"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
                     )
 
-    ab = L("ablation")
+
+def report_ablation(out: dict[str, float], plt, docs: Path) -> None:
+    """Ablation sleep x feedback init: the table and the two ablation plots."""
+    ab = _log("ablation")
     ab_done = [r for r in ab if r.get("kind") == "run_done"]
     if ab_done:
         print("\n## Ablation: sleep x feedback init (BioGrad, nmnist-1k)")
@@ -918,7 +920,10 @@ def cmd_report(args) -> int:
         fig.savefig(docs / "results_ablation_accuracy.png", dpi=110)
         plt.close(fig)
 
-    st = L("streaming")
+
+def report_streaming(out: dict[str, float], plt, docs: Path) -> None:
+    """Streaming (batch 1) vs batch mode after one pass."""
+    st = _log("streaming")
     sel = [r for r in st if r.get("kind") == "select"]
     passes = [r for r in st if r.get("kind") == "pass_done"]
     if passes:
@@ -946,6 +951,21 @@ def cmd_report(args) -> int:
                 out[f"streaming_{mode}_samples_per_s"] = float(np.mean([r["samples_per_s"] for r in rs]))
         out["streaming_selected_lr"] = float(chosen["lr"])
 
+
+#: the report's sections in print order; each prints its table, draws its plots into docs/ and
+#: adds its figures to the flat JSON object
+REPORT_SECTIONS = (report_mnist, report_nmnist, report_cv, report_ablation, report_streaming)
+
+
+def cmd_report(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, float] = {}
+    for section in REPORT_SECTIONS:
+        section(out, plt, ROOT / "docs")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return 0

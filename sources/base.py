@@ -29,11 +29,13 @@ class Sample:
     geometry: Geometry
 
 
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
-    """Visiting order of ``n`` samples in ``epoch``: a permutation seeded by (seed, epoch)."""
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True, salt: int | None = None) -> np.ndarray:
+    """Visiting order of ``n`` samples in ``epoch``: a permutation seeded by (seed, epoch), or
+    by (seed, epoch, salt) when ``salt`` is given (a separate stream, e.g. bench/experiments.py's
+    logged runs, whose orders must stay as they were)."""
     if not shuffle:
         return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    return np.random.default_rng([seed, epoch] if salt is None else [seed, epoch, salt]).permutation(n)
 
 
 def seeded_subset(n: int, limit: int, seed: int) -> np.ndarray:
