@@ -89,8 +89,10 @@ def transport_rate(transport: str, n_events: int, n_samples: int, folder: str) -
 
 def overhead(data_root: str, samples: int, folder: str, repeats: int = 2) -> dict:
     from biograd.learner.network import BioGradLearner
+    from biograd.pipeline.encoder import Encoder
     from biograd.pipeline.run_config import build_run_config
-    from biograd.pipeline.runner import Encoder, open_split, replay
+    from biograd.pipeline.runner import replay
+    from biograd.sources.stage import open_split
 
     settings = [f"source.limit={samples}", "pipeline.progress=false", "sinks.plots=false", "pipeline.metrics_every=100"]
     cfg = build_run_config(None, settings + [f"sinks.run_dir={folder}/warm", "source.limit=20"])

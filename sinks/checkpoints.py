@@ -137,6 +137,10 @@ class CheckpointManager:
             return None
         return self._save(learner, extra_state, final=False)
 
+    def save_now(self, learner, extra_state: dict | None = None) -> Path:
+        """Save at once, whatever the schedule (a ``checkpoint`` control); a regular checkpoint."""
+        return self._save(learner, extra_state, final=False)
+
     def save_final(self, learner, extra_state: dict | None = None) -> Path:
         """Save unconditionally (end of run, shutdown); named ``ckpt-<samples>-final``."""
         return self._save(learner, extra_state, final=True)

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from biograd.core import records
 from biograd.core.errors import BioGradError, EventFormatError
 from biograd.core.events import EVENT_DTYPE, Geometry, validate_events
 
@@ -72,14 +73,8 @@ class Phase(enum.IntEnum):
 
 
 CONTROL_COMMANDS = ("sleep", "checkpoint", "pause", "resume", "shutdown", "label")
-RECORD_TYPES = {
-    "prediction": MsgType.PREDICTION,
-    "metrics": MsgType.METRICS,
-    "sleep": MsgType.SLEEP,
-    "eval": MsgType.EVAL,
-    "checkpoint": MsgType.CHECKPOINT,
-    "end": MsgType.END,
-}
+#: Record type -> message type; the types themselves are listed once, in ``records.RECORD_TYPES``.
+RECORD_TYPES = {kind: MsgType[kind.upper()] for kind in records.RECORD_TYPES}
 JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, MsgType.STREAM_ACK, *RECORD_TYPES.values()}
 SAMPLE_TYPES = {MsgType.SAMPLE_START, MsgType.EVENTS, MsgType.SAMPLE_END}
 _NO_GEOMETRY = (0, 0)

@@ -1,23 +1,24 @@
 """Sink records: the JSON-able dicts the learner stage hands to sinks (docs/architecture.md).
 
-This module checks records arriving from another process (a malformed one is a
-clear :class:`RecordError`, never a crash deep in a sink), builds the optional
-input frame of a prediction record, and fans one record out to many sinks.
+The one place that knows the record types: :data:`RECORD_TYPES` lists them (the wire
+protocol maps each to a message type), and each type is built by exactly one function
+(:func:`prediction_record`, :func:`metrics_record`, :func:`sleep_record`,
+:func:`eval_record`, :func:`checkpoint_record`, :func:`end_record`). Records arriving
+from another process are checked here (a malformed one is a clear :class:`RecordError`,
+never a crash deep in a sink). Fanning records out to sinks is ``biograd.sinks.fanout``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
-from collections.abc import Iterable
+import time
 
 import numpy as np
 
 from biograd.core.errors import BioGradError
 
-log = logging.getLogger(__name__)
-
+#: Every sink record type, in the order the protocol numbers them (the one list).
 RECORD_TYPES = ("prediction", "metrics", "sleep", "eval", "checkpoint", "end")
 
 #: Keys each record type must carry (others may be present and are kept).
@@ -99,42 +100,109 @@ def event_frame(events: np.ndarray, width: int, height: int, max_side: int = 128
     return frame
 
 
-class SinkSet:
-    """Several sinks behind one ``handle``/``close``; a failing sink is logged, the others go on.
+# --- the one builder of each record type --------------------------------------------
 
-    A sink that raises is not dropped silently: the error is logged with the
-    sink's name once, counted in ``errors``, and re-raised from :meth:`close`
-    so the run ends with a non-zero status.
-    """
 
-    def __init__(self, sinks: Iterable = ()):
-        self.sinks = list(sinks)
-        self.errors: dict[str, str] = {}
+def prediction_record(
+    sample_id: str,
+    index: int,
+    phase: str,
+    epoch: int,
+    predicted: int,
+    label: int | None,
+    counts,
+    events: int,
+    frame: dict | None = None,
+) -> dict:
+    """One processed sample: what the learner predicted, and whether it was right."""
+    record = {
+        "type": "prediction",
+        "sample_id": sample_id,
+        "index": int(index),
+        "phase": phase,
+        "epoch": int(epoch),
+        "predicted": int(predicted),
+        "label": label,
+        "correct": None if label is None else int(predicted) == label,
+        "counts": [int(c) for c in counts],
+        "events": int(events),
+        "time": time.time(),
+    }
+    if frame is not None:
+        record["frame"] = frame
+    return record
 
-    def add(self, sink) -> None:
-        self.sinks.append(sink)
 
-    def handle(self, record: dict) -> None:
-        for sink in self.sinks:
-            name = type(sink).__name__
-            if name in self.errors:
-                continue
-            try:
-                sink.handle(record)
-            except Exception as exc:  # one broken sink must not stop learning or the others
-                log.error("sink %s failed on a %s record: %s", name, record.get("type"), exc)
-                self.errors[name] = f"{type(exc).__name__}: {exc}"
+def metrics_record(
+    samples: int,
+    processed: int,
+    phase: str,
+    epoch: int,
+    accuracy_running: float | None,
+    loss: float | None,
+    events_per_s: float,
+    samples_per_s: float,
+    counters: dict,
+    sleeps: int,
+) -> dict:
+    """Running figures of one phase since its start; ``counters`` = dropped, invalid, gaps."""
+    return {
+        "type": "metrics",
+        "samples": int(samples),
+        "processed": int(processed),
+        "phase": phase,
+        "epoch": int(epoch),
+        "accuracy_running": accuracy_running,
+        "loss": loss,
+        "events_per_s": events_per_s,
+        "samples_per_s": samples_per_s,
+        **counters,
+        "sleeps": int(sleeps),
+        "time": time.time(),
+    }
 
-    def close(self) -> None:
-        first = None
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception as exc:
-                log.error("closing sink %s failed: %s", type(sink).__name__, exc)
-                first = first or exc
-        if self.errors:
-            detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
-            raise BioGradError(f"sinks failed during the run: {detail}")
-        if first is not None:
-            raise first
+
+def sleep_record(samples: int, alignment) -> dict:
+    """A sleep phase ran; ``alignment`` is (angle_deg, norm_ratio) per hidden layer."""
+    return {
+        "type": "sleep",
+        "samples": int(samples),
+        "angle_deg": [float(a) for a, _ in alignment],
+        "norm_ratio": [float(r) for _, r in alignment],
+        "time": time.time(),
+    }
+
+
+def eval_record(confusion: np.ndarray, epoch: int | None, checkpoint: str | None = None) -> dict:
+    """Test-split accuracy from a confusion matrix (rows: label, columns: prediction)."""
+    total = int(confusion.sum())
+    record = {
+        "type": "eval",
+        "split": "test",
+        "epoch": epoch,
+        "samples": total,
+        "accuracy": float(np.trace(confusion) / total) if total else None,
+        "confusion": confusion.tolist(),
+    }
+    if checkpoint is not None:
+        record["checkpoint"] = checkpoint
+    record["time"] = time.time()
+    return record
+
+
+def checkpoint_record(path, samples: int) -> dict:
+    return {"type": "checkpoint", "path": str(path), "samples": int(samples), "time": time.time()}
+
+
+def end_record(reason: str, samples: int, processed: int, events: int, counters: dict, checkpoint) -> dict:
+    """The last record of a run: why it stopped and its totals."""
+    return {
+        "type": "end",
+        "reason": reason,
+        "samples": int(samples),
+        "processed": int(processed),
+        "events": int(events),
+        **counters,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "time": time.time(),
+    }

@@ -107,7 +107,7 @@ def cmd_learner(args) -> int:
 
 def cmd_source(args) -> int:
     from biograd.core.transport import ack_address_for, connect_address, endpoints
-    from biograd.pipeline.runner import run_live_source, run_replay_source
+    from biograd.sources.stage import run_live_source, run_replay_source
 
     cfg = _config(args)
     p = cfg.pipeline
@@ -160,7 +160,7 @@ def cmd_keys(args) -> int:
 
 
 def _stop_on_signals() -> threading.Event:
-    from biograd.pipeline.runner import install_signal_handlers
+    from biograd.pipeline.launch import install_signal_handlers
 
     stop = threading.Event()
     install_signal_handlers(stop)

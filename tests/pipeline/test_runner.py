@@ -21,8 +21,11 @@ from biograd.core import protocol
 from biograd.core.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
 from biograd.core.protocol import Message, MsgType, Phase
 from biograd.core.transport import RecordSubscriber, Sender, WireSample, send_control
+from biograd.pipeline.encoder import Encoder
 from biograd.pipeline.run_config import build_run_config
-from biograd.pipeline.runner import Encoder, config_to_toml, open_split, replay, run_learner
+from biograd.pipeline.run_dir import config_to_toml
+from biograd.pipeline.runner import replay, run_learner
+from biograd.sources.stage import open_split
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 120  # train samples (and at most that many test samples)

@@ -12,8 +12,10 @@ from biograd.core.events import NMNIST_GEOMETRY, make_events
 from biograd.core.protocol import Message, MsgType, Phase
 from biograd.core.transport import WireSample
 from biograd.pipeline.cli import main
+from biograd.pipeline.encoder import Encoder
+from biograd.pipeline.learner_stage import LearnerStage
 from biograd.pipeline.run_config import build_run_config
-from biograd.pipeline.runner import Encoder, LearnerStage, open_split
+from biograd.sources.stage import open_split
 
 SMALL = [
     "learner.layer_sizes=[2312, 16, 10]",

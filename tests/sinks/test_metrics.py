@@ -176,7 +176,7 @@ def test_find_metrics_log_says_what_is_missing(tmp_path):
 
 def test_a_failing_sink_does_not_stop_the_others_and_fails_the_run_at_close(tmp_path):
     from biograd.core.errors import BioGradError
-    from biograd.core.records import SinkSet
+    from biograd.sinks.fanout import SinkSet
 
     class Broken:
         closed = False

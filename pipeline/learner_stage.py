@@ -1,0 +1,283 @@
+"""The learner stage: the loop that turns received samples into learning and sink records.
+
+It trains on train samples, predicts on test samples (an ``eval`` record at the end of each
+test pass), and on live samples trains when a label is known (from the sample or a
+``label`` control) and predicts otherwise. Records are built by ``biograd.core.records``,
+counted by :class:`~biograd.pipeline.stats.RunStats` and written to the sinks (a
+``SinkSet``) and the output socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from biograd.core import records
+from biograd.core.errors import EventFormatError
+from biograd.core.protocol import MsgType, Phase
+from biograd.core.transport import Receiver, WireSample
+from biograd.pipeline.encoder import Encoder
+from biograd.pipeline.stats import RunStats
+
+log = logging.getLogger(__name__)
+
+_PHASE_NAMES = {Phase.TRAIN: "train", Phase.TEST: "test", Phase.LIVE: "live"}
+
+
+class LearnerStage:
+    """Receives samples and controls, trains or predicts, emits records.
+
+    ``resume_state`` is the ``extra`` state of the checkpoint resumed from; the stage keeps
+    it current (``position``) so every checkpoint says where the source's seeded order is.
+    """
+
+    def __init__(
+        self,
+        cfg,
+        learner,
+        sinks,
+        checkpoints=None,
+        publisher=None,
+        resume_state: dict | None = None,
+        frames: bool = False,
+    ):
+        self.cfg = cfg
+        self.learner = learner
+        self.sinks = sinks
+        self.checkpoints = checkpoints
+        self.publisher = publisher
+        self.encode = Encoder(cfg)
+        self.position = dict(resume_state or {"epoch": 0, "next_index": 0, "train_done": False})
+        self.frames = frames
+        self._last_frame = 0.0
+        self.pending_label: int | None = None
+        self.paused = False
+        self.shutdown_requested = False
+        self.invalid_samples = 0
+        self.processed = 0
+        self.events = 0
+        self.stats = RunStats(learner.config.layer_sizes[-1])
+        self._since_metrics = 0
+        self._metrics_t = time.monotonic()
+        self._metrics_events = 0
+        self._last_phase = "train"
+        self.receiver: Receiver | None = None
+
+    # Sink records go to the in-process sinks and to the output PUB socket.
+    def emit(self, record: dict) -> None:
+        self.sinks.handle(record)
+        if self.publisher is not None:
+            self.publisher.handle(record)
+
+    def counters(self) -> dict:
+        """Messages dropped (flow control), invalid (protocol or sample) and sequence gaps."""
+        c = self.receiver.counters if self.receiver else None
+        return {
+            "dropped": c.dropped if c else 0,
+            "invalid": (c.invalid if c else 0) + self.invalid_samples,
+            "gaps": c.gaps if c else 0,
+        }
+
+    # --- items ------------------------------------------------------------------
+    def process(self, item) -> None:
+        if isinstance(item, WireSample):
+            self._sample(item)
+            return
+        t = item.type
+        if t == MsgType.CONTROL:
+            self._control(item.payload)
+        elif t == MsgType.SPLIT_END:
+            self._split_end(item.phase, item.epoch)
+        elif t == MsgType.STREAM_START:
+            stream_started = getattr(self.sinks, "stream_started", None)
+            if stream_started is not None:
+                stream_started(item.payload)
+            log.info(
+                "source %r connected (stream %08x, %s)",
+                item.payload.get("name"),
+                item.stream_id,
+                item.payload.get("kind"),
+            )
+        elif t == MsgType.STREAM_END:
+            log.info("stream %08x ended: %s", item.stream_id, item.payload)
+            if self.publisher is not None:
+                self.publisher.ack(item.stream_id, item.seq)
+
+    def _control(self, payload: dict) -> None:
+        command = payload["command"]
+        log.info("control: %s", payload)
+        if command == "sleep":
+            alignment = self.learner.sleep()
+            self.emit(records.sleep_record(self.learner.samples_seen, alignment))
+        elif command == "checkpoint":
+            self.checkpoint(final=False, forced=True)
+        elif command == "pause":
+            self.paused = True
+        elif command == "resume":
+            self.paused = False
+        elif command == "shutdown":
+            self.shutdown_requested = True
+        elif command == "label":
+            self.pending_label = int(payload["label"])
+
+    def _label_of(self, sample: WireSample) -> int | None:
+        """The sample's label; a live window without one takes the pending ``label`` control."""
+        if sample.phase == Phase.LIVE and sample.label is None and self.pending_label is not None:
+            label, self.pending_label = self.pending_label, None
+            return label
+        return sample.label
+
+    def _reject(self, message: str, *args) -> None:
+        self.invalid_samples += 1
+        log.warning(message, *args)
+
+    def _sample(self, sample: WireSample) -> None:
+        try:
+            raster = self.encode(sample)
+        except EventFormatError as exc:
+            self._reject("sample rejected: %s", exc)
+            return
+        n_out = self.learner.config.layer_sizes[-1]
+        label = self._label_of(sample)
+        phase = _PHASE_NAMES.get(sample.phase, "live")
+        if label is not None and not 0 <= label < n_out:
+            self._reject("sample %r: label %d outside 0..%d", sample.sample_id, label, n_out - 1)
+            return
+        if sample.phase == Phase.TRAIN and label is None:
+            self._reject("train sample %r has no label", sample.sample_id)
+            return
+        train = sample.phase in (Phase.TRAIN, Phase.LIVE) and label is not None
+        loss = None
+        slept = False
+        if train:
+            result = self.learner.train_sample(raster, label)
+            predicted, counts, loss, slept = result.prediction, result.counts, result.loss, result.slept
+        else:
+            predicted, counts = self.learner.predict(raster)
+        predicted = int(predicted)
+        self.stats.add(phase, sample.epoch, None if label is None else predicted == label, loss)
+        if sample.phase == Phase.TEST and label is not None:
+            self.stats.add_test(sample.epoch, label, predicted)
+        if sample.phase == Phase.TRAIN:
+            self.position = {"epoch": sample.epoch, "next_index": sample.index + 1, "train_done": False}
+        n_events = int(sample.events.shape[0])
+        self.processed += 1
+        self.events += n_events
+        self._metrics_events += n_events
+        self._last_phase = phase
+        frame = None
+        if self.frames and time.monotonic() - self._last_frame >= self.cfg.sinks.frame_interval_s:
+            self._last_frame = time.monotonic()
+            frame = records.event_frame(sample.events, sample.geometry.width, sample.geometry.height)
+        self.emit(
+            records.prediction_record(
+                sample.sample_id, sample.index, phase, sample.epoch, predicted, label, counts, n_events, frame
+            )
+        )
+        if slept:
+            self.emit(records.sleep_record(self.learner.samples_seen, self.learner.last_alignment))
+        self._since_metrics += 1
+        if self._since_metrics >= self.cfg.pipeline.metrics_every:
+            self.metrics(phase, sample.epoch)
+        if train:
+            self.checkpoint(final=False)
+
+    def metrics(self, phase: str | None = None, epoch: int = 0) -> None:
+        phase = phase or self._last_phase
+        now = time.monotonic()
+        dt = max(now - self._metrics_t, 1e-9)
+        stats = self.stats.phase(phase, epoch)
+        self.emit(
+            records.metrics_record(
+                self.learner.samples_seen,
+                self.processed,
+                phase,
+                epoch,
+                stats.accuracy,
+                stats.loss,
+                self._metrics_events / dt,
+                self._since_metrics / dt,
+                self.counters(),
+                self.learner.sleeps,
+            )
+        )
+        self._since_metrics = 0
+        self._metrics_events = 0
+        self._metrics_t = now
+
+    def _split_end(self, phase: Phase, epoch: int) -> None:
+        if phase == Phase.TRAIN:
+            # The tail of the epoch counts before evaluation (a partial batch is applied).
+            result = self.learner.flush()
+            if result is not None and result.slept:
+                self.emit(records.sleep_record(self.learner.samples_seen, self.learner.last_alignment))
+            self.position = {"epoch": epoch, "next_index": 0, "train_done": True}
+            self.metrics("train", epoch)
+        elif phase == Phase.TEST:
+            record = records.eval_record(self.stats.pop_confusion(epoch), epoch)
+            self.emit(record)
+            self.position = {"epoch": epoch + 1, "next_index": 0, "train_done": False}
+            if record["samples"]:
+                log.info("epoch %d: test accuracy %.4f on %d samples", epoch, record["accuracy"], record["samples"])
+
+    def extra_state(self) -> dict:
+        return {"position": self.position, "counters": self.counters()}
+
+    def checkpoint(self, final: bool, forced: bool = False):
+        """Save when the checkpoint schedule says so (or at once if ``forced``, or ``final``)."""
+        if self.checkpoints is None:
+            return None
+        if final:
+            path = self.checkpoints.save_final(self.learner, self.extra_state())
+        elif forced:
+            path = self.checkpoints.save_now(self.learner, self.extra_state())
+        else:
+            path = self.checkpoints.maybe_save(self.learner, self.extra_state())
+        if path is not None:
+            self.emit(records.checkpoint_record(path, self.learner.samples_seen))
+        return path
+
+    def run(self, receiver: Receiver, stop: threading.Event, exit_on_end: bool = True, alive=lambda: True) -> str:
+        """Receive and process until a stop reason; returns it.
+
+        Reasons: ``"end"`` (every source that started has ended), ``"shutdown"`` (control),
+        ``"signal"`` (``stop`` set: Ctrl-C / SIGTERM) and ``"source-died"`` (``alive()``
+        turned false with no stream left open).
+        """
+        self.receiver = receiver
+        seen_end = False
+        pending: list = []  # received but not processed: held while paused (controls still run)
+        while True:
+            if stop.is_set():
+                return "signal"
+            if self.shutdown_requested:
+                return "shutdown"
+            ready = bool(pending) and not self.paused
+            pending += receiver.poll(0 if ready else 100, data=not self.paused and not pending)
+            i = 0
+            while i < len(pending) and not (stop.is_set() or self.shutdown_requested):
+                item = pending[i]
+                is_control = not isinstance(item, WireSample) and item.type == MsgType.CONTROL
+                if self.paused and not is_control:
+                    i += 1
+                    continue
+                del pending[i]
+                self.process(item)  # the sample in hand is finished before any stop
+                if not isinstance(item, WireSample) and item.type == MsgType.STREAM_END:
+                    seen_end = True
+            if pending:
+                continue
+            if exit_on_end and seen_end and receiver.live_streams() == 0:
+                return "end"
+            if not alive() and receiver.live_streams() == 0:
+                return "source-died"
+
+    def finish(self, reason: str) -> None:
+        """Final metrics, final checkpoint, the end record."""
+        if self._since_metrics:
+            self.metrics()
+        path = self.checkpoint(final=True)
+        self.emit(
+            records.end_record(reason, self.learner.samples_seen, self.processed, self.events, self.counters(), path)
+        )

@@ -1,0 +1,200 @@
+"""The source stages: a dataset replayed (train split, then test split, per epoch) or a live
+packet stream cut into windows, sent to a learner over :mod:`biograd.core.transport`.
+
+They run in a thread of ``biograd replay`` / ``biograd live`` or on their own as
+``biograd source``. ``cfg`` is the whole run configuration (``cfg.source`` says what to
+open, ``cfg.pipeline`` how to send).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import zmq
+
+from biograd.core.errors import ConfigError
+from biograd.core.protocol import Phase
+from biograd.core.transport import Sender
+from biograd.sources.factory import make_windower, open_source
+
+log = logging.getLogger(__name__)
+
+
+def flow_mode(cfg, live: bool) -> str:
+    """``pipeline.flow``; ``auto`` drops the oldest windows live and blocks (loses nothing) in replay."""
+    return cfg.pipeline.flow if cfg.pipeline.flow != "auto" else ("drop" if live else "block")
+
+
+def _split_config(cfg, split: str):
+    src = cfg.source
+    return replace(src, split=split, shuffle=src.shuffle if split == "train" else False)
+
+
+def open_split(cfg, data_root, split: str):
+    """The dataset of ``split`` (``sources.open_source``); test splits are never shuffled."""
+    dataset = open_source(_split_config(cfg, split), data_root)
+    if not hasattr(dataset, "iter_epoch"):
+        raise ConfigError(f"source.kind = {cfg.source.kind!r} is a stream, not a dataset: use `biograd live`")
+    return dataset
+
+
+def iter_split(cfg, data_root, split: str, epoch: int, skip: int = 0):
+    """(index, Sample) of one pass over ``split`` in the source's seeded order of ``epoch``."""
+    dataset = open_split(cfg, data_root, split)
+    for i, sample in enumerate(dataset.iter_epoch(epoch, skip)):
+        yield skip + i, sample
+
+
+def split_length(cfg, data_root, split: str) -> int:
+    return len(open_split(cfg, data_root, split))
+
+
+class Pacer:
+    """``source.speed`` > 0 replays datasets in (scaled) real time: a sample is sent once the
+    previous samples' durations (last minus first timestamp), divided by ``speed``, have passed."""
+
+    def __init__(self, speed: float, stop: threading.Event):
+        self.speed, self.stop = speed, stop
+        self._start = time.monotonic()
+        self._due = 0.0
+
+    def wait(self, events: np.ndarray) -> None:
+        if self.speed <= 0:
+            return
+        delay = self._start + self._due - time.monotonic()
+        if delay > 0:
+            self.stop.wait(delay)
+        if events.size:
+            self._due += (int(events["t"][-1]) - int(events["t"][0])) / 1e6 / self.speed
+
+
+def run_replay_source(
+    cfg,
+    data_root,
+    address: str,
+    stop: threading.Event,
+    position: dict | None = None,
+    ctx: zmq.Context | None = None,
+    name: str = "replay",
+    keys: str = "",
+    epochs: int | None = None,
+    ack_address: str | None = None,
+) -> int:
+    """Send every epoch (train split, then test split) from ``position`` on; returns samples sent."""
+    epochs = epochs or cfg.source.epochs
+    if position is None:
+        # source.skip counts samples of the whole run, as the datasets do.
+        epoch, index = divmod(cfg.source.skip, max(1, split_length(cfg, data_root, "train")))
+        position = {"epoch": epoch, "next_index": index, "train_done": False}
+    p = cfg.pipeline
+    has_test = cfg.pipeline.evaluate and cfg.source.kind in ("nmnist", "mnist")
+    start_epoch = int(position["epoch"])
+    total = 0
+    train_len = split_length(cfg, data_root, "train")
+    test_len = split_length(cfg, data_root, "test") if has_test else 0
+    for e in range(start_epoch, epochs):
+        if not (e == start_epoch and position.get("train_done")):
+            total += train_len - (int(position["next_index"]) if e == start_epoch else 0)
+        total += test_len
+    sender = Sender(
+        address,
+        ctx,
+        flow=flow_mode(cfg, live=False),
+        hwm=p.hwm,
+        queue=p.queue,
+        keys=keys,
+        name=name,
+        kind=cfg.source.kind,
+        packet_events=p.packet_events,
+        stop=stop,
+        total=total,
+        ack_address=ack_address,
+    )
+    sent = 0
+    pacer = Pacer(cfg.source.speed, stop)
+
+    def send_split(split: str, phase, epoch: int, skip: int = 0) -> bool:
+        """Send one split of one epoch; False when asked to stop part-way."""
+        nonlocal sent
+        n = 0
+        for index, sample in iter_split(cfg, data_root, split, epoch, skip):
+            pacer.wait(sample.events)
+            if stop.is_set():
+                return False
+            sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, phase, epoch, index)
+            n += 1
+        sender.split_end(phase, epoch, n)
+        sent += n
+        return True
+
+    try:
+        for epoch in range(start_epoch, epochs):
+            if not (epoch == start_epoch and position.get("train_done")):
+                skip = int(position["next_index"]) if epoch == start_epoch else 0
+                if not send_split("train", Phase.TRAIN, epoch, skip):
+                    return sent
+            if has_test and not send_split("test", Phase.TEST, epoch):
+                return sent
+        return sent
+    except InterruptedError:
+        return sent
+    finally:
+        sender.close("stopped" if stop.is_set() else "done")
+
+
+def run_live_source(
+    cfg,
+    data_root,
+    address: str,
+    stop: threading.Event,
+    ctx: zmq.Context | None = None,
+    name: str = "live",
+    keys: str = "",
+    window=None,
+    ack_address: str | None = None,
+) -> int:
+    """Packets from a camera / DV stream / recording, cut into windows, sent as live samples."""
+    p = cfg.pipeline
+    stream = open_source(cfg.source, data_root)
+    windower = window if window is not None else make_windower(cfg.source, stream)
+    sender = Sender(
+        address,
+        ctx,
+        flow=flow_mode(cfg, live=True),
+        hwm=p.hwm,
+        queue=p.queue,
+        keys=keys,
+        name=name,
+        kind=cfg.source.kind,
+        packet_events=p.packet_events,
+        stop=stop,
+        ack_address=ack_address,
+    )
+    sent = 0
+    try:
+
+        def send(samples):
+            nonlocal sent
+            for sample in samples:
+                sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, Phase.LIVE, 0, sent)
+                sent += 1
+
+        for packet in stream:
+            if stop.is_set():
+                break
+            send(windower.push(packet))
+        else:
+            send(windower.flush())  # a recording ended: its last, partial window too
+        return sent
+    except InterruptedError:
+        return sent
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+        log.info("live source: %d windows sent, %d dropped (learner behind)", sent, sender.dropped)
+        sender.close("stopped" if stop.is_set() else "done")
