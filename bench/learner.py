@@ -177,27 +177,29 @@ def profile_event_engine(name, cfg, samples, encode, out):
     phases = {}
     phases["encode"] = _best(lambda: [encode(s) for s, _ in samples], 3)
     phases["encode"] = _CPU[id(phases["encode"])]
-    checked = [(lr._check(r), y) for r, y in rasters]
+    checked = [(lr.check_raster(r), y) for r, y in rasters]
 
     def fwd(layer):
         # inputs of this layer for every sample, from a full forward pass
         inputs = []
         for (ptr, idx), _ in checked:
-            lr._forward(ptr, idx)
-            inputs.append((ptr, idx) if layer == 0 else (lr._out_ptr[layer - 1].copy(), lr._out_idx[layer - 1].copy()))
-        lam, th, _, _ = lr._params[layer]
+            lr.engine.infer(ptr, idx)
+            inputs.append(
+                (ptr, idx) if layer == 0 else (lr.recs[layer - 1].out_ptr.copy(), lr.recs[layer - 1].out_idx.copy())
+            )
+        lam, th, _, _ = lr.layers[layer].params
         c0 = time.process_time()
         for ptr, idx in inputs:
             kernels.layer_forward(
                 ptr,
                 idx,
-                lr._wt[layer],
+                lr.layers[layer].wt,
                 lr.biases[layer],
                 lam,
                 th,
-                lr._v_rec[layer],
-                lr._out_ptr[layer],
-                lr._out_idx[layer],
+                lr.recs[layer].v,
+                lr.recs[layer].out_ptr,
+                lr.recs[layer].out_idx,
             )
         return time.process_time() - c0
 
@@ -207,30 +209,30 @@ def profile_event_engine(name, cfg, samples, encode, out):
     # each layer's backward kernel over all samples in one stretch
     recs = []
     for (ptr, idx), y in checked:
-        lr._forward(ptr, idx)
+        lr.engine.infer(ptr, idx)
         recs.append(
             (
                 ptr,
                 idx,
                 y,
-                [v.copy() for v in lr._v_rec],
-                [p.copy() for p in lr._out_ptr],
-                [i.copy() for i in lr._out_idx],
+                [r.v.copy() for r in lr.recs],
+                [r.out_ptr.copy() for r in lr.recs],
+                [r.out_idx.copy() for r in lr.recs],
             )
         )
     c0 = time.process_time()
     all_deltas = []
     for _ptr, _idx, y, _, out_ptr, out_idx in recs:
         counts, d_out, _ = kernels.error_phase(out_ptr[-1], out_idx[-1], cfg.layer_sizes[-1], cfg.error_start, y)
-        all_deltas.append(lr._deltas(d_out))
+        all_deltas.append(lr.deltas(d_out))
     t_err = time.process_time() - c0
     t_bwd = [0.0] * cfg.n_layers
     for l in range(cfg.n_layers):
-        lam, th, win, amp = lr._params[l]
+        lam, th, win, amp = lr.layers[l].params
         c0 = time.process_time()
         for (ptr, idx, _y, v_rec, out_ptr, out_idx), deltas in zip(recs, all_deltas):
             in_ptr, in_idx = (ptr, idx) if l == 0 else (out_ptr[l - 1], out_idx[l - 1])
-            lr._n_rows[l] = kernels.layer_backward_event(
+            lr.grads[l].n_rows = kernels.layer_backward_event(
                 v_rec[l],
                 in_ptr,
                 in_idx,
@@ -239,14 +241,14 @@ def profile_event_engine(name, cfg, samples, encode, out):
                 th,
                 win,
                 amp,
-                lr._h[l],
-                lr._gwt[l],
-                lr._gb[l],
-                lr._touched[l],
-                lr._rows[l],
-                lr._n_rows[l],
-                lr._col_ptr[l],
-                lr._col_t[l],
+                lr.recs[l].h,
+                lr.grads[l].gwt,
+                lr.grads[l].gb,
+                lr.grads[l].touched,
+                lr.grads[l].rows,
+                lr.grads[l].n_rows,
+                lr.recs[l].col_ptr,
+                lr.recs[l].col_t,
             )
         t_bwd[l] = time.process_time() - c0
     phases["error phase + deltas"] = t_err
@@ -254,7 +256,7 @@ def profile_event_engine(name, cfg, samples, encode, out):
         phases[f"backward layer {l + 1}"] = t_bwd[l]
     lr.batch_fill = cfg.batch_size
     c0 = time.process_time()
-    lr._apply_update()
+    lr.apply_update()
     phases["SGD step (per 128-sample batch, amortised)"] = (time.process_time() - c0) * n / cfg.batch_size
     print(f"\n{name} event-engine profile (CPU µs per sample, {n} samples):")
     for k, v in phases.items():

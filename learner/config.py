@@ -25,6 +25,12 @@ class LearnerConfig:
     error_start: int = 19  # t_e; the error phase lasts K = T - t_e steps
     lr: float = 1e-3  # η
     batch_size: int = 128  # 1 = streaming: update after every labelled sample
+    # step rule on the batch-mean gradient (learner/optim.py): sgd (the paper's), per-synapse
+    # rmsprop / adam (lazy on untouched rows), layer_rms (one gradient-RMS scalar per tensor)
+    optimizer: Literal["sgd", "rmsprop", "adam", "layer_rms"] = "sgd"
+    beta1: float = 0.9  # adam: first-moment decay
+    beta2: float = 0.999  # rmsprop, adam, layer_rms: second-moment decay
+    eps: float = 1e-8  # added to the RMS in the denominator
     engine: Literal["event", "synapse"] = "event"
     dtype: Literal["float32", "float64"] = "float32"
     feedback_init: Literal["mirror", "random"] = "mirror"
@@ -61,6 +67,9 @@ class LearnerConfig:
             f"must be in [0, timesteps={self.timesteps})",
         )
         require(self.lr > 0, "learner.lr", self.lr, "must be > 0")
+        require(0.0 <= self.beta1 < 1.0, "learner.beta1", self.beta1, "must be in [0, 1)")
+        require(0.0 <= self.beta2 < 1.0, "learner.beta2", self.beta2, "must be in [0, 1)")
+        require(self.eps > 0, "learner.eps", self.eps, "must be > 0")
         require(self.batch_size >= 1, "learner.batch_size", self.batch_size, "must be >= 1")
         require(self.sleep_every >= 0, "learner.sleep_every", self.sleep_every, "must be >= 0")
         require(self.sleep_lr > 0, "learner.sleep_lr", self.sleep_lr, "must be > 0")

@@ -123,8 +123,8 @@ def _bin_events_any_order(t, x, y, p, width, height, channels, timesteps, bin_us
     indptr = np.zeros(timesteps + 1, dtype=np.int64)
     for k in range(nv):
         indptr[step_of[k] + 1] += 1
-    for s in range(timesteps):
-        indptr[s + 1] += indptr[s]
+    for step in range(timesteps):
+        indptr[step + 1] += indptr[step]
     fill = indptr[:timesteps].copy()
     raw = np.empty(nv, dtype=np.int32)
     for r in range(nv):
@@ -213,8 +213,8 @@ def _bin_events(t, x, y, p, width, height, channels, timesteps, bin_us, round_us
         i = rec_key[r]
         by_input[key_ptr[i]] = r
         key_ptr[i] += 1
-    for s in range(timesteps):
-        indptr[s + 1] += indptr[s]
+    for step in range(timesteps):
+        indptr[step + 1] += indptr[step]
     fill = indptr[:timesteps].copy()
     out = np.empty(nv, dtype=np.int32)
     for q in range(nv):

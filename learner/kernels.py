@@ -318,10 +318,12 @@ def layer_forward_synapse(in_ptr, in_idx, wt, b, lam, th, win, amp, v_rec, out_p
 
 
 @njit(cache=True, nogil=True)
-def accumulate_traces(et, eb, delta, gwt, gb, touched, rows, n_rows):
-    """gwt[j, i] += δ_i E_ij (transposed storage);  gb_i += δ_i E^b_i. Returns the new n_rows."""
-    n_in, n = et.shape
-    for j in range(n_in):
+def accumulate_traces(et, eb, delta, gwt, gb, touched, rows, n_rows, active):
+    """gwt[j, i] += δ_i E_ij (transposed storage) for the inputs j in ``active`` (those that
+    spiked: E_ij is exactly 0 for the others);  gb_i += δ_i E^b_i. Returns the new n_rows."""
+    n = et.shape[1]
+    for a in range(active.shape[0]):
+        j = active[a]
         erow = et[j]
         grow = gwt[j]
         for i in range(n):

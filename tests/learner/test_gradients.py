@@ -69,19 +69,19 @@ def _oracle(learner, x):
 
 def _engine_eligibility(learner, raster):
     """E (N_l, N_{l-1}) and E_b of every layer from the learner's configured engine."""
-    ptr, idx = learner._check(raster)
+    ptr, idx = learner.check_raster(raster)
     es = []
     if learner.config.engine == "event":
-        learner._forward(ptr, idx)
+        learner.engine.infer(ptr, idx)
         for l in range(learner.config.n_layers):
-            lam, th, win, amp = learner._params[l]
-            n_in, n = learner._wt[l].shape
-            gwt = np.zeros_like(learner._wt[l])
+            lam, th, win, amp = learner.layers[l].params
+            n_in, n = learner.layers[l].wt.shape
+            gwt = np.zeros_like(learner.layers[l].wt)
             gb = np.zeros(n)
             touched = np.zeros(n_in, np.uint8)
             rows = np.zeros(n_in, np.int32)
             kernels.layer_backward_event(
-                learner._v_rec[l],
+                learner.recs[l].v,
                 ptr,
                 idx,
                 np.ones(n),
@@ -89,25 +89,27 @@ def _engine_eligibility(learner, raster):
                 th,
                 win,
                 amp,
-                learner._h[l],
+                learner.recs[l].h,
                 gwt,
                 gb,
                 touched,
                 rows,
                 0,
-                learner._col_ptr[l],
-                learner._col_t[l],
+                learner.recs[l].col_ptr,
+                learner.recs[l].col_t,
             )
             es.append((gwt.T.copy(), gb))
-            ptr, idx = learner._out_ptr[l], learner._out_idx[l]
+            ptr, idx = learner.recs[l].out_ptr, learner.recs[l].out_idx
     else:
-        learner._forward_synapse(ptr, idx)
+        learner.engine.train_forward(ptr, idx)
         for l in range(learner.config.n_layers):
-            _, et, _, eb, _ = learner._syn[l]
+            _, et, _, eb, _ = learner.engine.traces[l]
             es.append((et.T.copy(), eb.copy()))
     spikes = [
         SpikeRaster(
-            learner._out_ptr[l], learner._out_idx[l][: learner._out_ptr[l][-1]], learner.config.layer_sizes[l + 1]
+            learner.recs[l].out_ptr,
+            learner.recs[l].out_idx[: learner.recs[l].out_ptr[-1]],
+            learner.config.layer_sizes[l + 1],
         ).to_dense()
         for l in range(learner.config.n_layers)
     ]

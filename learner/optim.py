@@ -1,0 +1,180 @@
+"""Optimizers: the step rule applied to the batch-mean gradient ``G = Σ_batch δ·E / n`` (``learner.optimizer``).
+
+* ``sgd`` — the paper's: ``W -= η G``.
+* ``rmsprop`` — per synapse, PyTorch's form (no bias correction):
+  ``v ← β2 v + (1-β2) G²;  W -= η G / (sqrt(v) + ε)``.
+* ``adam`` — per synapse, PyTorch's form with bias correction, step t counted from 1:
+  ``m ← β1 m + (1-β1) G;  v ← β2 v + (1-β2) G²;  W -= η (m/(1-β1^t)) / (sqrt(v/(1-β2^t)) + ε)``.
+* ``layer_rms`` — one running mean square per tensor (W_l and b_l apart), bias-corrected:
+  ``s ← β2 s + (1-β2) mean(G²);  W -= η G / (sqrt(s/(1-β2^t)) + ε)``. A scalar per layer is
+  what a chip's shared weight exponent can hold; it makes the step size invariant to the
+  scale of δ (which the sleep phase changes through ‖B‖).
+
+Per-synapse optimizers are **lazy** on weight rows (presynaptic inputs) that received no
+gradient since the last step: such a row is not visited; when it next gets a gradient, its
+moments first decay by β^d for the d skipped steps. For RMSprop this equals the dense rule
+(a zero gradient moves no weight; the moments decay identically, up to rounding of β^d against
+d multiplications). For Adam the dense rule would also move the weights of skipped rows on
+each skipped step by the decaying momentum, ``-η m̂_k / (sqrt(v̂_k) + ε)``; the lazy rule
+leaves those moves out (as TensorFlow's LazyAdam does). Biases are small and always updated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from biograd.learner import kernels, optim_kernels
+from biograd.learner.checkpoint_io import copy_checked
+from biograd.learner.config import LearnerConfig
+from biograd.learner.state import GradAccum, Layer
+
+
+class SGD:
+    name = "sgd"
+
+    def __init__(self, config: LearnerConfig, layers: list[Layer]):
+        self.config = config
+        self.dtype = layers[0].wt.dtype
+        self.t = 0  # steps taken
+
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
+        """One step on the accumulated gradients (summed over ``batch_fill`` samples); clears them."""
+        self.t += 1
+        scale = self.dtype.type(self.config.lr / batch_fill)
+        for lay, g in zip(layers, grads):
+            kernels.apply_update(lay.wt, g.gwt, lay.b, g.gb, scale, g.touched, g.rows, g.n_rows)
+            g.n_rows = 0
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"opt_t": np.array(self.t, dtype=np.int64)}
+
+    def _named(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state(self, path: Path, data: dict[str, np.ndarray], stored: LearnerConfig) -> None:
+        """Take the optimizer state from a checkpoint written with the same optimizer; else start fresh."""
+        if stored.optimizer != self.name or "opt_t" not in data:
+            return
+        self.t = int(data["opt_t"])
+        for key, target in self._named().items():
+            copy_checked(path, key, data, target)
+
+
+class Adaptive(SGD):
+    """Per-synapse RMSprop or Adam; moments kept in the transposed layout of the weights."""
+
+    def __init__(self, config: LearnerConfig, layers: list[Layer], adam: bool):
+        super().__init__(config, layers)
+        self.adam = adam
+        self.name = "adam" if adam else "rmsprop"
+        dt = self.dtype
+        self.v = [np.zeros_like(lay.wt) for lay in layers]
+        self.m = [np.zeros_like(lay.wt) if adam else np.zeros((1, 1), dt) for lay in layers]
+        self.last = [np.zeros(lay.wt.shape[0], dtype=np.int64) for lay in layers]
+        # biases as one-row matrices, so one kernel serves both
+        self.vb = [np.zeros((1, lay.b.shape[0]), dt) for lay in layers]
+        self.mb = [np.zeros((1, lay.b.shape[0]), dt) if adam else np.zeros((1, 1), dt) for lay in layers]
+        self.lastb = [np.zeros(1, dtype=np.int64) for _ in layers]
+        self._one_row = np.zeros(1, dtype=np.int32)
+        self._flag = np.zeros(1, dtype=np.uint8)
+
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
+        self.t += 1
+        c = self.config
+        inv_n = 1.0 / batch_fill
+        for l, (lay, g) in enumerate(zip(layers, grads)):
+            optim_kernels.adaptive_rows(
+                lay.wt,
+                g.gwt,
+                self.m[l],
+                self.v[l],
+                self.last[l],
+                g.touched,
+                g.rows,
+                g.n_rows,
+                c.lr,
+                inv_n,
+                c.beta1,
+                c.beta2,
+                c.eps,
+                self.t,
+                self.adam,
+            )
+            g.n_rows = 0
+            optim_kernels.adaptive_rows(
+                lay.b.reshape(1, -1),
+                g.gb.reshape(1, -1),
+                self.mb[l],
+                self.vb[l],
+                self.lastb[l],
+                self._flag,
+                self._one_row,
+                1,
+                c.lr,
+                inv_n,
+                c.beta1,
+                c.beta2,
+                c.eps,
+                self.t,
+                self.adam,
+            )
+
+    def _named(self) -> dict[str, np.ndarray]:
+        out = {}
+        for l in range(len(self.v)):
+            out[f"opt_vT{l}"] = self.v[l]
+            out[f"opt_last{l}"] = self.last[l]
+            out[f"opt_vb{l}"] = self.vb[l]
+            out[f"opt_lastb{l}"] = self.lastb[l]
+            if self.adam:
+                out[f"opt_mT{l}"] = self.m[l]
+                out[f"opt_mb{l}"] = self.mb[l]
+        return out
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().state_arrays(), **self._named()}
+
+
+class LayerRMS(SGD):
+    """One bias-corrected running mean square of the gradient per tensor (W_l, b_l)."""
+
+    name = "layer_rms"
+
+    def __init__(self, config: LearnerConfig, layers: list[Layer]):
+        super().__init__(config, layers)
+        self.s = [np.zeros(2, dtype=np.float64) for _ in layers]  # (s_W, s_b) per layer
+
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
+        self.t += 1
+        c = self.config
+        inv_n = 1.0 / batch_fill
+        corr = 1.0 - c.beta2**self.t
+        for l, (lay, g) in enumerate(zip(layers, grads)):
+            s = self.s[l]
+            ms_w = optim_kernels.sum_sq_rows(g.gwt, g.rows, g.n_rows) * inv_n * inv_n / g.gwt.size
+            gb = g.gb.astype(np.float64) * inv_n
+            ms_b = float(np.mean(gb * gb))
+            s[0] = c.beta2 * s[0] + (1.0 - c.beta2) * ms_w
+            s[1] = c.beta2 * s[1] + (1.0 - c.beta2) * ms_b
+            scale_w = self.dtype.type(c.lr * inv_n / (np.sqrt(s[0] / corr) + c.eps))
+            scale_b = c.lr / (np.sqrt(s[1] / corr) + c.eps)
+            optim_kernels.scaled_rows(lay.wt, g.gwt, g.touched, g.rows, g.n_rows, scale_w)
+            g.n_rows = 0
+            lay.b[...] -= (scale_b * gb).astype(lay.b.dtype)
+            g.gb[:] = 0
+
+    def _named(self) -> dict[str, np.ndarray]:
+        return {f"opt_s{l}": s for l, s in enumerate(self.s)}
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {**super().state_arrays(), **self._named()}
+
+
+def make_optimizer(config: LearnerConfig, layers: list[Layer]) -> SGD:
+    if config.optimizer == "sgd":
+        return SGD(config, layers)
+    if config.optimizer == "layer_rms":
+        return LayerRMS(config, layers)
+    return Adaptive(config, layers, adam=config.optimizer == "adam")
