@@ -23,6 +23,7 @@ timestamp of each packet.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 import time
@@ -36,7 +37,11 @@ import numpy as np
 
 from biograd.core.errors import DataFormatError
 from biograd.core.events import Geometry, empty_events, from_aedat, from_dv
-from biograd.sources.base import StreamStats, check_packet
+from biograd.sources.base import StreamStats, sanitize_packet
+
+log = logging.getLogger(__name__)
+#: Problems of one file logged one by one; after that only the summary at the end.
+LOGGED_PROBLEMS = 10
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 TYPE_KINDS = {"EVTS": "events", "FRME": "frame", "IMUS": "imus", "TRIG": "triggers"}
@@ -223,17 +228,28 @@ class AedatRecording:
             raise DataFormatError(self.path, "the recording has no event stream with a resolution")
         self.geometry = geometry
         self.stats = StreamStats()
-        self.problems: list[tuple[int, str]] = list(self.layout.problems)
-        self.stats.invalid += len(self.layout.problems)
+        self.problems: list[tuple[int | None, str]] = []
+        size = self.path.stat().st_size
+        position = self.layout.data_table_position
+        for offset, message in self.layout.problems:  # damage found by the scan: the rest of the file is lost
+            if position > size and offset == size:  # bytes the header promises but the file lacks
+                self._bad(offset, message, position - size)
+            else:
+                self._bad(offset, message, max(min(position if position >= 0 else size, size) - offset, 0))
         self._sleep = time.sleep
         self._clock = time.monotonic
 
-    def _bad(self, offset: int | None, message: str) -> None:
+    def _bad(self, offset: int | None, message: str, nbytes: int = 0) -> None:
+        """Count (and warn about) damage; ``nbytes`` of the file could not be decoded because of it."""
         if self.strict:
             raise DataFormatError(self.path, message, offset)
         self.problems.append((offset, message))
         self.stats.invalid += 1
+        self.stats.skipped_bytes += nbytes
         self.stats.last_error = message
+        if len(self.problems) <= LOGGED_PROBLEMS:
+            where = f" at byte {offset}" if offset is not None else ""
+            log.warning("%s%s: %s", self.path.name, where, message)
 
     def _raw_packets(self) -> Iterator[tuple[int | None, np.ndarray]]:
         if self.backend == "aedat":
@@ -245,16 +261,23 @@ class AedatRecording:
         import aedat
 
         decoder = aedat.Decoder(str(self.path))
-        for offset, sid, _ in self.layout.packets:
+        for k, (offset, sid, psize) in enumerate(self.layout.packets):
             try:
                 packet = next(decoder)
             except StopIteration:
-                self._bad(offset, "aedat stopped before this packet")
+                rest = sum(8 + size for _, _, size in self.layout.packets[k:])
+                self._bad(
+                    offset, f"aedat stopped before this packet; {len(self.layout.packets) - k} packets skipped", rest
+                )
                 return
             except BaseException as exc:  # aedat raises PanicException (a BaseException) on damage
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
-                self._bad(offset, f"packet of stream {sid} could not be decoded ({type(exc).__name__}: {exc})")
+                self._bad(
+                    offset,
+                    f"packet of stream {sid} could not be decoded ({type(exc).__name__}: {exc}); skipped",
+                    8 + psize,
+                )
                 continue
             if "events" in packet:
                 yield offset, from_aedat(packet["events"])
@@ -288,15 +311,15 @@ class AedatRecording:
         """Event packets in file order; paced by timestamps when ``speed > 0``."""
         last_t = None
         t0 = wall0 = None
-        name = self.path.name
         for offset, events in self._raw_packets():
             if events.size == 0:
                 continue
             if self.validate:
-                where = f"{name} packet at byte {offset}" if offset is not None else name
-                problem = check_packet(events, self.geometry, where, last_t)
-                if problem:
-                    self._bad(offset, problem)
+                events, bad, reason = sanitize_packet(events, self.geometry, last_t)
+                if bad:
+                    self.stats.bad_events += bad
+                    self._bad(offset, f"dropped {bad} bad events of the packet ({reason})")
+                if events.size == 0:
                     continue
             if self.speed > 0:
                 if t0 is None:
@@ -308,6 +331,15 @@ class AedatRecording:
             self.stats.packets += 1
             self.stats.events += events.size
             yield events
+        if self.problems:
+            log.warning(
+                "%s is damaged: %d problems, %d bytes and %d bad events skipped, %d events read",
+                self.path.name,
+                len(self.problems),
+                self.stats.skipped_bytes,
+                self.stats.bad_events,
+                self.stats.events,
+            )
 
     __iter__ = packets
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from biograd.core.errors import EventFormatError
 from biograd.core.events import Geometry, validate_events
@@ -91,7 +92,9 @@ class StreamStats:
     ``invalid`` bad event packets that were dropped (corrupt, outside the sensor,
     time going backwards); ``dropped`` packets lost because the consumer fell
     behind; ``gaps`` suspected losses upstream (time jumps, see live.py);
-    ``reconnects`` network reconnections.
+    ``reconnects`` network reconnections; ``bad_events`` events dropped from a
+    packet whose other events were kept; ``skipped_bytes`` bytes of a damaged
+    file that could not be decoded.
     """
 
     packets: int = 0
@@ -100,6 +103,8 @@ class StreamStats:
     invalid: int = 0
     dropped: int = 0
     gaps: int = 0
+    bad_events: int = 0  # events dropped inside otherwise usable packets
+    skipped_bytes: int = 0  # bytes of a file that could not be decoded
     reconnects: int = 0
     last_error: str = ""
 
@@ -114,6 +119,8 @@ class StreamStats:
             "invalid": self.invalid,
             "dropped": self.dropped,
             "gaps": self.gaps,
+            "bad_events": self.bad_events,
+            "skipped_bytes": self.skipped_bytes,
             "reconnects": self.reconnects,
         }
 
@@ -131,3 +138,70 @@ def check_packet(events: np.ndarray, geometry: Geometry, source: str, last_t: in
     if last_t is not None and events.size and int(events["t"][0]) < last_t:
         return f"{source}: timestamps go backwards across packets ({last_t} us -> {int(events['t'][0])} us)"
     return ""
+
+
+@njit(cache=True)
+def _longest_nondecreasing(t, floor):
+    """Mask of a longest non-decreasing subsequence of ``t`` with every element >= floor.
+
+    Patience sorting, O(n log n): the fewest events are dropped to make time
+    run forward, so one event whose timestamp a flipped bit threw far ahead
+    costs that event, not every event after it.
+    """
+    n = t.shape[0]
+    tails = np.empty(n, np.int64)  # index of the last element of the best run of each length
+    prev = np.full(n, -1, np.int64)
+    length = 0
+    for i in range(n):
+        if t[i] < floor:
+            continue
+        lo, hi = 0, length
+        while lo < hi:  # first run whose last value is > t[i]
+            mid = (lo + hi) // 2
+            if t[tails[mid]] <= t[i]:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo > 0:
+            prev[i] = tails[lo - 1]
+        tails[lo] = i
+        if lo == length:
+            length += 1
+    keep = np.zeros(n, np.bool_)
+    if length:
+        k = tails[length - 1]
+        while k >= 0:
+            keep[k] = True
+            k = prev[k]
+    return keep
+
+
+def sanitize_packet(events: np.ndarray, geometry: Geometry, last_t: int | None) -> tuple[np.ndarray, int, str]:
+    """(usable events, number dropped, why): drop single bad events instead of the whole packet.
+
+    Dropped: coordinates outside the sensor, polarity > 1, negative time, and
+    the fewest events that make time non-decreasing after ``last_t`` (the
+    previous packet's last time). One flipped bit in a file damages a few
+    events, not the thousands around it.
+    """
+    if events.size == 0:
+        return events, 0, ""
+    good = (events["x"] < geometry.width) & (events["y"] < geometry.height) & (events["p"] <= 1)
+    t = events["t"]
+    floor = 0 if last_t is None else max(int(last_t), 0)
+    monotone = t[0] >= floor and bool(np.all(t[1:] >= t[:-1]))
+    if monotone and good.all():
+        return events, 0, ""
+    reasons = []
+    if not good.all():
+        reasons.append(f"{int(np.count_nonzero(~good))} outside the {geometry.width}x{geometry.height} sensor")
+    if not monotone:
+        idx = np.flatnonzero(good)
+        keep = _longest_nondecreasing(np.ascontiguousarray(t[idx]), floor)
+        if not keep.all():
+            reasons.append(f"{int(np.count_nonzero(~keep))} out of time order")
+            good[idx[~keep]] = False
+    dropped = int(events.size - np.count_nonzero(good))
+    if not dropped:
+        return events, 0, ""
+    return events[good], dropped, ", ".join(reasons)

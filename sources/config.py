@@ -10,8 +10,10 @@ from biograd.core.config import require
 
 @dataclass(frozen=True)
 class SourceConfig:
-    kind: Literal["nmnist", "mnist", "aedat", "camera", "dvstream"] = "nmnist"
-    path: str = ""  # dataset folder or .aedat4 file; "" = look under the data root
+    # file = any event file faery reads (AEDAT4, EVT2/EVT3 .raw, .dat, .es, .csv; aedat = file);
+    # udp = AEStream/SPIF UDP events; tonic = a Tonic dataset (source.tonic_dataset)
+    kind: Literal["nmnist", "mnist", "aedat", "file", "camera", "dvstream", "udp", "tonic"] = "nmnist"
+    path: str = ""  # dataset folder or event file; "" = look under the data root
     # N-MNIST: train | test (train_full = train). MNIST: train = first 50 000, val = last 10 000
     # training images, train_full = all 60 000, test.
     split: Literal["train", "val", "train_full", "test"] = "train"
@@ -21,9 +23,13 @@ class SourceConfig:
     epochs: int = 1
     skip: int = 0  # samples of the run to skip (resume in the same seeded order)
     speed: float = 0.0  # real-time factor for recordings; 0 = as fast as possible
-    backend: Literal["aedat", "dv"] = "aedat"  # AEDAT4 decoder: aedat (fast) or dv-processing
-    address: str = ""  # dvstream: HOST:PORT of a dv.io.NetworkWriter
+    backend: Literal["aedat", "dv", "faery"] = "aedat"  # AEDAT4 decoder (docs/sources.md: which and why)
+    address: str = ""  # dvstream: HOST:PORT of a dv.io.NetworkWriter; udp: HOST:PORT to bind
     camera: str = ""  # camera: name (MODEL_SERIAL) or serial; "" = the first found
+    camera_backend: Literal["dv", "faery"] = "dv"  # dv-processing (iniVation) or faery's camera input
+    geometry: tuple[int, ...] = ()  # (width, height) for files/UDP whose header names none
+    udp_format: Literal["t64_x16_y16_on8", "t32_x16_y15_on1"] = "t64_x16_y16_on8"  # AEStream / SPIF
+    tonic_dataset: str = ""  # tonic: a class in tonic.datasets, e.g. NMNIST
     mnist_timesteps: int = 20  # MNIST rate code: steps of 1 ms (= learner.timesteps of the preset)
     # Preprocessing of streams (aedat, camera, dvstream), in this order:
     roi: tuple[int, ...] = ()  # (x0, y0, width, height); () = whole sensor
@@ -31,6 +37,7 @@ class SourceConfig:
     noise_window_us: int = 2000  # the filter's time window / half-life
     refractory_us: int = 0  # 0 = off
     resize: tuple[int, ...] = ()  # (width, height) after down-sampling; () = keep
+    resize_mode: Literal["crop", "stretch"] = "crop"  # crop = keep the aspect ratio (centre / roi)
     polarity: Literal["both", "on", "off", "merge"] = "both"
     # Windows that turn a stream into samples: window_events > 0 = that many events per
     # window, else window_us of time per window.
@@ -54,6 +61,18 @@ class SourceConfig:
             "source.resize",
             self.resize,
             "give [width, height] or []",
+        )
+        require(
+            len(self.geometry) in (0, 2) and all(0 < v <= 65535 for v in self.geometry),
+            "source.geometry",
+            self.geometry,
+            "give [width, height] or []",
+        )
+        require(
+            self.kind != "udp" or bool(self.geometry),
+            "source.geometry",
+            self.geometry,
+            "udp carries no sensor size: give [width, height]",
         )
         require(self.noise_window_us > 0, "source.noise_window_us", self.noise_window_us, "must be > 0")
         require(self.refractory_us >= 0, "source.refractory_us", self.refractory_us, "must be >= 0")

@@ -32,6 +32,7 @@ class PacketStream:
             raw.geometry,
             roi=cfg.roi,
             resize=cfg.resize,
+            resize_mode=cfg.resize_mode,
             polarity=cfg.polarity,
             noise_filter=cfg.noise_filter,
             noise_window_us=cfg.noise_window_us,
@@ -100,18 +101,36 @@ def open_source(
             epoch=epoch,
             timesteps=cfg.mnist_timesteps,
         )
-    if cfg.kind == "aedat":
-        from biograd.sources.aedat4 import AedatRecording
+    if cfg.kind in ("aedat", "file"):
+        from biograd.core.events import Geometry
+        from biograd.sources.formats import EventFile
 
         path = Path(cfg.path).expanduser() if cfg.path else None
         if path is None:
-            raise ConfigError("source.path = '': source.kind = 'aedat' needs the .aedat4 file")
+            raise ConfigError(f"source.path = '': source.kind = {cfg.kind!r} needs an event file")
         if not path.is_absolute() and not path.exists() and data_root:
             path = Path(data_root) / path
         if not path.is_file():
-            raise DataNotFoundError(f"source.path = {cfg.path!r}: no such AEDAT4 file")
-        return PacketStream(AedatRecording(path, backend=cfg.backend, speed=cfg.speed), cfg, path.name)
+            raise DataNotFoundError(f"source.path = {cfg.path!r}: no such event file")
+        geometry = Geometry(*cfg.geometry) if cfg.geometry else None
+        recording = EventFile(path, backend=cfg.backend, speed=cfg.speed, geometry=geometry)
+        return PacketStream(recording, cfg, path.name)
+    if cfg.kind == "udp":
+        from biograd.core.events import Geometry
+        from biograd.sources.udp import UdpStream
+
+        host, port = parse_udp_address(cfg.address)
+        stream = UdpStream(host, port, Geometry(*cfg.geometry), format=cfg.udp_format)
+        return PacketStream(stream, cfg, stream.name)
+    if cfg.kind == "tonic":
+        from biograd.sources.tonic_source import open_tonic
+
+        return open_tonic(cfg, data_root, epoch=epoch, skip=skip, epochs=epochs or 1)
     if cfg.kind == "camera":
+        if cfg.camera_backend == "faery":
+            from biograd.sources.live import FaeryCameraStream
+
+            return PacketStream(FaeryCameraStream(cfg.camera), cfg, "faery-camera")
         from biograd.sources.live import CameraStream
 
         return PacketStream(CameraStream(cfg.camera), cfg, f"camera:{cfg.camera or 'first'}")
@@ -129,6 +148,15 @@ def open_source(
             )
         return PacketStream(stream, cfg, f"dv://{host}:{port}")
     raise ConfigError(f"source.kind = {cfg.kind!r}: unknown")
+
+
+def parse_udp_address(text: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"port"`` to bind; host defaults to 127.0.0.1 (loopback only)."""
+    host, _, port = (text or "127.0.0.1:3333").rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError:
+        raise ConfigError(f"source.address = {text!r}: expected HOST:PORT for udp") from None
 
 
 def make_windower(cfg: SourceConfig, stream):

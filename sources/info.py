@@ -45,8 +45,6 @@ def describe(path: str | os.PathLike) -> dict:
             "geometry": f"{NMNIST_GEOMETRY.width}x{NMNIST_GEOMETRY.height}",
             **_event_summary(read_nmnist(path)),
         }
-    if name.endswith(".aedat4"):
-        return _describe_aedat4(path)
     if "idx" in name and "ubyte" in name:
         from biograd.sources.mnist import read_idx
 
@@ -67,13 +65,24 @@ def describe(path: str | os.PathLike) -> dict:
         else:
             out.update(samples=int(arr.shape[0]), geometry=f"{arr.shape[2]}x{arr.shape[1]}" if arr.ndim == 3 else "")
         return out
-    raise DataFormatError(path, "unsupported file type: expected .bin (N-MNIST), .aedat4 or an MNIST IDX file")
+    return _describe_event_file(path)  # any format faery reads, recognised from its content
 
 
-def _describe_aedat4(path: Path) -> dict:
-    from biograd.sources.aedat4 import AedatRecording
+FORMAT_NAMES = {
+    "aedat4": "AEDAT 4.0",
+    "evt2": "Prophesee EVT 2.0 (.raw)",
+    "evt2.1": "Prophesee EVT 2.1 (.raw)",
+    "evt3": "Prophesee EVT 3.0 (.raw)",
+    "dat": "Prophesee DAT",
+    "es": "Event Stream (.es)",
+    "csv": "CSV (t, x, y, on)",
+}
 
-    rec = AedatRecording(path, backend="aedat", strict=True)
+
+def _describe_event_file(path: Path) -> dict:
+    from biograd.sources.formats import EventFile
+
+    rec = EventFile(path)
     n = on = 0
     first = last = None
     for packet in rec.packets():  # streamed: a long recording is never held whole
@@ -81,19 +90,34 @@ def _describe_aedat4(path: Path) -> dict:
         on += int(packet["p"].sum())
         first = int(packet["t"][0]) if first is None else first
         last = int(packet["t"][-1])
-    summary = {"events": n} if not n else {"events": n, "duration_us": last - first, "on_fraction": on / n}
-    kinds = {}
-    for _, sid, _ in rec.layout.packets:
-        kind = rec.layout.streams[sid]["kind"]
-        kinds[kind] = kinds.get(kind, 0) + 1
-    return {
+    out = {
         "path": str(path),
-        "format": "AEDAT 4.0",
+        "format": FORMAT_NAMES[rec.format],
         "geometry": f"{rec.geometry.width}x{rec.geometry.height}",
-        **summary,
-        "packets": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
-        "skipped_non_event_packets": sum(rec.stats.skipped.values()),
+        "geometry_from": rec.geometry_source,
+        "events": n,
     }
+    if n:
+        duration = last - first
+        out.update(
+            duration_us=duration,
+            on_fraction=on / n,
+            mean_rate_ev_per_s=n / (duration / 1e6) if duration > 0 else 0.0,
+        )
+    layout = getattr(rec._aedat, "layout", None)
+    if layout is not None:
+        kinds: dict = {}
+        for _, sid, _ in layout.packets:
+            kind = layout.streams[sid]["kind"]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        out["packets"] = ", ".join(f"{k} {c}" for k, c in sorted(kinds.items()))
+        out["skipped_non_event_packets"] = sum(rec.stats.skipped.values())
+    if rec.problems:
+        out["damage"] = (
+            f"{len(rec.problems)} problems, {rec.stats.skipped_bytes} bytes and "
+            f"{rec.stats.bad_events} events skipped (first: {rec.problems[0][1]})"
+        )
+    return out
 
 
 def _describe_nmnist_folder(path: Path) -> dict:

@@ -303,3 +303,56 @@ class CameraStream(_PolledStream):
     @staticmethod
     def _alive(camera) -> bool:
         return camera.isRunning()
+
+
+#: What to install for faery's camera input (named in the one-line error when nothing is found).
+FAERY_CAMERA_HELP = (
+    "pip install event-camera-drivers (iniVation cameras through libcaer) or "
+    "pip install neuromorphic-drivers (Prophesee EVK4/EVK3 HD, iniVation DAVIS346/DVXplorer, needs its udev rules)"
+)
+
+
+def open_faery_camera(*, opener: Callable | None = None):
+    """faery's camera input (``faery.events_stream_from_camera``), or a one-line HardwareUnavailableError."""
+    if opener is None:
+        from faery.event_camera_input import has_event_camera_drivers, has_neuromorphic_drivers
+
+        if not (has_event_camera_drivers() or has_neuromorphic_drivers()):
+            raise HardwareUnavailableError(f"faery's camera input has no camera driver installed: {FAERY_CAMERA_HELP}")
+        import faery
+
+        opener = faery.events_stream_from_camera
+    try:
+        return opener()
+    except (ImportError, ValueError, RuntimeError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HardwareUnavailableError(f"no event camera found through faery ({first}); {FAERY_CAMERA_HELP}") from None
+
+
+class FaeryCameraStream(_PolledStream):
+    """Events from a camera through faery's camera input (event-camera-drivers / neuromorphic-drivers)."""
+
+    def __init__(self, name: str = "", *, opener: Callable | None = None, queue_size: int = 4096, gap_factor=20.0):
+        super().__init__("faery-camera", queue_size, gap_factor, 0.0005)
+        self._camera = open_faery_camera(opener=opener)
+        width, height = self._camera.dimensions()
+        self.geometry = Geometry(int(width), int(height))
+
+    def _connect(self):
+        camera, self._camera = self._camera, None
+        if camera is None:
+            raise HardwareUnavailableError(f"{self.name}: camera disconnected")
+        return camera
+
+    def _poll_loop(self, camera) -> None:
+        from biograd.core.events import from_faery
+
+        for packet in camera:
+            if self._stop.is_set():
+                return
+            if len(packet):
+                self._accept(from_faery(packet))
+
+    @staticmethod
+    def _alive(camera) -> bool:
+        return False

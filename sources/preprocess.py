@@ -6,8 +6,12 @@ down-sample → polarity. Each step is also a plain function.
 * :func:`crop` keeps a region of interest and shifts it to the origin.
 * :func:`downsample` maps a ``W x H`` sensor onto ``w x h`` cells:
   ``x' = floor(x * w / W)``, ``y' = floor(y * h / H)`` (several input pixels
-  share one output pixel; events are kept, not merged). 346x260 → 34x34
-  squeezes the aspect ratio; crop a 260x260 square first to keep it.
+  share one output pixel; events are kept, not merged).
+* ``source.resize`` keeps the aspect ratio (``resize_mode = "crop"``, the
+  default): the sensor (or the ``source.roi``) is first cropped around its
+  centre to the target's aspect ratio (:func:`aspect_crop`), then down-sampled,
+  so 346x260 → 34x34 keeps the centre 260x260 square instead of squashing the
+  scene. ``resize_mode = "stretch"`` down-samples the whole area (squashes).
 * :func:`select_polarity`: ``both`` (unchanged), ``on``/``off`` (keep one
   polarity), ``merge`` (every event becomes ON, one channel).
 * dv-processing's noise filters (``BackgroundActivityNoiseFilter``,
@@ -48,6 +52,17 @@ def crop(events: np.ndarray, geometry: Geometry, roi: tuple[int, int, int, int])
     out["x"] -= x0
     out["y"] -= y0
     return out, Geometry(w, h)
+
+
+def aspect_crop(geometry: Geometry, target: Geometry) -> tuple[int, int, int, int]:
+    """The centred (x0, y0, width, height) region of ``geometry`` with ``target``'s aspect ratio."""
+    w, h = geometry.width, geometry.height
+    # compare w/h with tw/th in integers: the wider side is cut
+    if w * target.height > h * target.width:
+        cw, ch = max(1, round(h * target.width / target.height)), h
+    else:
+        cw, ch = w, max(1, round(w * target.height / target.width))
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
 
 
 def downsample(events: np.ndarray, geometry: Geometry, target: Geometry) -> np.ndarray:
@@ -146,6 +161,7 @@ class Preprocessor:
         *,
         roi: tuple = (),
         resize: tuple = (),
+        resize_mode: Literal["crop", "stretch"] = "crop",
         polarity: Literal["both", "on", "off", "merge"] = "both",
         noise_filter: str = "none",
         noise_window_us: int = 2000,
@@ -153,12 +169,20 @@ class Preprocessor:
     ):
         if polarity not in POLARITY_MODES:
             raise ConfigError(f"source.polarity = {polarity!r}: must be one of {', '.join(POLARITY_MODES)}")
+        if resize_mode not in ("crop", "stretch"):
+            raise ConfigError(f"source.resize_mode = {resize_mode!r}: must be crop or stretch")
         self.input_geometry = geometry
         self.roi = tuple(roi)
         g = geometry
         if self.roi:
             crop(empty_events(0), g, self.roi)  # validates the ROI now, not on the first packet
             g = Geometry(int(self.roi[2]), int(self.roi[3]))
+        if resize and resize_mode == "crop":
+            x0, y0, w, h = aspect_crop(g, Geometry(int(resize[0]), int(resize[1])))
+            if (w, h) != (g.width, g.height):
+                base = self.roi[:2] if self.roi else (0, 0)
+                self.roi = (base[0] + x0, base[1] + y0, w, h)
+                g = Geometry(w, h)
         self.cropped_geometry = g
         self.noise = DVNoiseFilter(noise_filter, g, noise_window_us) if noise_filter != "none" else None
         self.refractory_us = int(refractory_us)

@@ -10,8 +10,22 @@ An event packet is a 1-D NumPy structured array of :data:`EVENT_DTYPE`::
 packed (13 bytes per event, no padding) so a packet's buffer is also its wire
 format. The sensor geometry travels beside the array as :class:`Geometry`.
 
-Conversions to and from the layouts of ``aedat``, ``dv-processing`` and Tonic
-live in this module and nowhere else.
+Conversions to and from the layouts of ``aedat``, ``faery``, ``dv-processing`` and
+Tonic live in this module and nowhere else. How the layouts line up:
+
+===============  =======================================  ==========  =====================
+library          fields (bytes)                           item size   conversion
+===============  =======================================  ==========  =====================
+this project     t i8, x u2, y u2, p u1                   13          -
+faery, aedat     t u8, x u2, y u2, on bool                13          view (no copy)
+UDP t64_x16_…    the same 13 bytes on the wire            13          view (no copy)
+dv-processing    timestamp i8, x i2, y i2, polarity i1    16 (pad)    one copy (padding)
+Tonic            x, y, t, p (int64 in most datasets)      32          one copy (order, width)
+===============  =======================================  ==========  =====================
+
+faery's and aedat's records differ only in signedness of ``t`` (timestamps are
+far below 2**63) and ``bool`` vs ``uint8`` for polarity (both one byte, 0 or 1),
+so a packet is reinterpreted in place.
 """
 
 from __future__ import annotations
@@ -25,8 +39,9 @@ from biograd.core.errors import EventFormatError
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<u2"), ("y", "<u2"), ("p", "u1")])
 assert EVENT_DTYPE.itemsize == 13
 
-#: Layout of ``aedat.Decoder`` event packets (aedat 2.x).
+#: Layout of ``aedat.Decoder`` event packets (aedat 2.x); faery's ``EVENTS_DTYPE`` is the same.
 AEDAT_EVENT_DTYPE = np.dtype([("t", "<u8"), ("x", "<u2"), ("y", "<u2"), (("p", "on"), "?")])
+FAERY_EVENT_DTYPE = AEDAT_EVENT_DTYPE
 #: Layout Tonic uses for 2-D polarity events.
 TONIC_EVENT_DTYPE = np.dtype([("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
 
@@ -102,8 +117,18 @@ def validate_events(events: np.ndarray, geometry: Geometry, source: str = "event
 # --- aedat ---------------------------------------------------------------
 
 
+def _view_or_copy(packet: np.ndarray, source_dtype: np.dtype) -> np.ndarray | None:
+    """``packet`` reinterpreted as EVENT_DTYPE without a copy, when its memory allows it."""
+    if packet.dtype == source_dtype and packet.ndim == 1 and packet.flags["C_CONTIGUOUS"]:
+        return packet.view(EVENT_DTYPE)
+    return None
+
+
 def from_aedat(packet_events: np.ndarray) -> np.ndarray:
-    """Convert the ``events`` array of an ``aedat.Decoder`` packet."""
+    """Convert the ``events`` array of an ``aedat.Decoder`` packet (a view when contiguous)."""
+    view = _view_or_copy(packet_events, AEDAT_EVENT_DTYPE)
+    if view is not None:
+        return view
     out = empty_events(packet_events.shape[0])
     out["t"] = packet_events["t"]
     out["x"] = packet_events["x"]
@@ -117,6 +142,24 @@ def to_aedat(events: np.ndarray) -> np.ndarray:
     out = np.zeros(events.shape[0], dtype=AEDAT_EVENT_DTYPE)
     out["t"], out["x"], out["y"], out["on"] = events["t"], events["x"], events["y"], events["p"]
     return out
+
+
+# --- faery ---------------------------------------------------------------
+
+
+def from_faery(packet: np.ndarray) -> np.ndarray:
+    """A faery ``EVENTS_DTYPE`` packet as EVENT_DTYPE: a view of the same memory when contiguous."""
+    view = _view_or_copy(packet, FAERY_EVENT_DTYPE)
+    if view is not None:
+        return view
+    return from_aedat(np.ascontiguousarray(packet).astype(FAERY_EVENT_DTYPE))
+
+
+def to_faery(events: np.ndarray) -> np.ndarray:
+    """The same events in faery's layout (a view of ``events`` when contiguous)."""
+    if events.flags["C_CONTIGUOUS"]:
+        return events.view(FAERY_EVENT_DTYPE)
+    return np.ascontiguousarray(events).view(FAERY_EVENT_DTYPE)
 
 
 # --- dv-processing -------------------------------------------------------

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: batch 1 overshoots; further streaming epochs are unstable too (docs/results.md, sleep ablation).
 DEFAULT_REPLAY_EPOCHS = 1
 DEMO_OVERRIDES = ["learner.batch_size=1", "learner.lr=3e-4", "learner.sleep_every=128"]
-LIVE_KINDS = ("camera", "dvstream", "aedat")
+LIVE_KINDS = ("camera", "dvstream", "udp", "aedat", "file")
 
 
 def _config(args):
@@ -121,7 +121,7 @@ def cmd_source(args) -> int:
         except ValueError as exc:
             log.warning("%s: the end of the stream will not be confirmed", exc)
     stop = _stop_on_signals()
-    live = args.live or cfg.source.kind in ("camera", "dvstream")
+    live = args.live or cfg.source.kind in ("camera", "dvstream", "udp")
     if live:
         sent = run_live_source(
             cfg, _data_root(args), address, stop, name=args.name or "live", keys=p.keys, ack_address=ack

@@ -116,18 +116,21 @@ def test_corrupt_packet_is_skipped_in_a_stream(tmp_path, raw, davis_file, aedat_
     assert rec.stats.invalid == 1 and rec.stats.packets == 12
 
 
-def test_events_outside_the_sensor(tmp_path, raw):
+def test_events_outside_the_sensor(tmp_path, raw, aedat_events):
     tag = b'<attr key="sizeX" type="int">346</attr>'
     blob = raw.replace(tag, tag.replace(b"346", b"100"), 1)  # same length: offsets stay valid
     path = write(tmp_path, "narrow.aedat4", blob)
     with pytest.raises(
         DataFormatError,
-        match=r"narrow\.aedat4 at byte offset 3226: narrow\.aedat4 packet at "
-        r"byte 3226: event \d+ has x=\d+ outside the 100x260 sensor",
+        match=r"narrow\.aedat4 at byte offset 3226: dropped \d+ bad events of the packet "
+        r"\(\d+ outside the 100x260 sensor\)",
     ):
         AedatRecording(path, strict=True).read_all()
     rec = AedatRecording(path)
-    assert rec.read_all().size == 0 and rec.stats.invalid == 13
+    # only the events outside the sensor go, the rest of each packet is kept
+    inside = aedat_events[aedat_events["x"] < 100]
+    np.testing.assert_array_equal(rec.read_all(), inside)
+    assert rec.stats.invalid == 13 and rec.stats.bad_events == aedat_events.size - inside.size
 
 
 def test_time_going_backwards_across_packets_is_skipped(davis_file, aedat_events):
@@ -137,6 +140,40 @@ def test_time_going_backwards_across_packets_is_skipped(davis_file, aedat_events
     rec = AedatRecording(davis_file)
     rec._raw_packets = lambda: iter(real)
     packets = list(rec.packets())
-    assert rec.stats.invalid == 1 and "timestamps go backwards across packets" in rec.problems[0][1]
+    assert rec.stats.invalid == 1 and "out of time order" in rec.problems[0][1]
+    assert rec.stats.bad_events == real[4][1].size  # the late packet's events, all before the earlier one's end
     assert len(packets) == 12
     assert (np.diff(np.concatenate(packets)["t"]) >= 0).all()
+
+
+def _flip_bytes(raw: bytes, n: int = 20, seed: int = 0) -> bytes:
+    blob = bytearray(raw)
+    for i in np.random.default_rng(seed).integers(2000, len(raw) - 100, n):
+        blob[i] ^= 0xFF
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("damage", ["bit-flipped", "half-truncated"])
+def test_damaged_recording_in_a_stream_is_counted_warned_and_goes_on(tmp_path, raw, aedat_events, damage, caplog):
+    """Issue 13 point 8: a bit-flipped file gave 0 events, a half-truncated one 57 912 of 117 667, silently."""
+    import logging
+
+    from biograd.sources import make_windower, open_source
+    from biograd.sources.config import SourceConfig
+
+    blob = _flip_bytes(raw) if damage == "bit-flipped" else raw[: len(raw) // 2]
+    path = write(tmp_path, "damaged.aedat4", blob)
+    cfg = SourceConfig(kind="aedat", path=str(path), window_events=5000)
+    with caplog.at_level(logging.WARNING):
+        stream = open_source(cfg)
+        windower = make_windower(cfg, stream)
+        samples = [s for p in stream for s in windower.push(p)] + list(windower.flush())
+    got = sum(s.events.size for s in samples)
+    s = stream.stats
+    assert got == s.events and got > aedat_events.size // 3  # the stream went on past the damage
+    assert s.invalid > 0 and s.skipped_bytes > 0  # skipped packets and bytes are counted
+    lost = aedat_events.size - got
+    assert lost > 0
+    assert "damaged.aedat4 is damaged" in caplog.text and f"{s.skipped_bytes} bytes" in caplog.text
+    if damage == "half-truncated":
+        assert s.skipped_bytes >= len(raw) // 2 - 2000  # the missing half (less the data table) is counted

@@ -111,10 +111,10 @@ def test_network_stream_receives_every_event_and_reconnects(davis_file, file_eve
 
 
 def test_open_source_dvstream_preprocesses(davis_file, file_events):
-    from biograd.core.events import NMNIST_GEOMETRY
+    from biograd.core.events import NMNIST_GEOMETRY, Geometry
     from biograd.sources import open_source
     from biograd.sources.config import SourceConfig
-    from biograd.sources.preprocess import downsample
+    from biograd.sources.preprocess import aspect_crop, crop, downsample
 
     port = free_port()
     server = start_server(port, davis_file)
@@ -123,7 +123,10 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
         assert stream.geometry == NMNIST_GEOMETRY
         packets = iter(stream)
         got = receive(packets, file_events.size)
-        np.testing.assert_array_equal(got, downsample(file_events, DAVIS346_GEOMETRY, NMNIST_GEOMETRY))
+        # resize keeps the aspect ratio: the centre 260x260 square, then down-sampled
+        square, g = crop(file_events, DAVIS346_GEOMETRY, aspect_crop(DAVIS346_GEOMETRY, NMNIST_GEOMETRY))
+        assert g == Geometry(260, 260)
+        np.testing.assert_array_equal(got, downsample(square, g, NMNIST_GEOMETRY))
         t0 = time.monotonic()
         assert next(packets).size == 0  # silence: a heartbeat, not a blocked consumer
         assert time.monotonic() - t0 < 2
