@@ -29,7 +29,8 @@ class SourceConfig:
     camera_backend: Literal["dv", "faery"] = "dv"  # dv-processing (iniVation) or faery's camera input
     geometry: tuple[int, ...] = ()  # (width, height) for files/UDP whose header names none
     udp_format: Literal["t64_x16_y16_on8", "t32_x16_y15_on1"] = "t64_x16_y16_on8"  # AEStream / SPIF
-    tonic_dataset: str = ""  # tonic: a class in tonic.datasets, e.g. NMNIST
+    tonic_dataset: str = ""  # tonic: a class in tonic.datasets, e.g. NMNIST (path = Tonic's save_to)
+    tonic_transforms: tuple[str, ...] = ()  # tonic.transforms, e.g. ["Denoise(filter_time=10000)"]
     mnist_timesteps: int = 20  # MNIST rate code: steps of 1 ms (= learner.timesteps of the preset)
     # Preprocessing of streams (aedat, camera, dvstream), in this order:
     roi: tuple[int, ...] = ()  # (x0, y0, width, height); () = whole sensor

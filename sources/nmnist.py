@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 BYTES_PER_EVENT = 5
 SPLIT_FOLDERS = {"train": "Train", "train_full": "Train", "test": "Test"}
-DATASET_NAMES = ("nmnist-1k", "nmnist")
+#: Looked for under the data root, in this order; ``NMNIST`` is Tonic's layout
+#: (``tonic.datasets.NMNIST(save_to=ROOT)`` unpacks to ``ROOT/NMNIST/Train/<digit>/*.bin``).
+DATASET_NAMES = ("nmnist-1k", "nmnist", "NMNIST")
 #: Ten Train and three Test samples per digit from nmnist-1k, shipped in the package.
 BUNDLED_ROOT = Path(__file__).resolve().parent / "sample_data" / "nmnist"
 _bundled_notice_given = False
@@ -108,6 +110,10 @@ def list_split(root: Path, split: str) -> list[tuple[Path, int]]:
     return items
 
 
+def _has_split(folder: Path) -> bool:
+    return any((folder / split).is_dir() for split in ("Train", "Test"))
+
+
 def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike | None) -> Path:
     """The N-MNIST folder: ``path`` > ``data_root``/nmnist-1k or nmnist > the bundled sample.
 
@@ -117,10 +123,12 @@ def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike |
         p = Path(path).expanduser()
         if not p.is_dir():
             raise DataNotFoundError(f"source.path = {str(p)!r}: no such N-MNIST folder")
+        if not _has_split(p) and _has_split(p / "NMNIST"):
+            return p / "NMNIST"  # Tonic's save_to folder
         return p
     if data_root:
         for name in DATASET_NAMES:
-            if (Path(data_root) / name).is_dir():
+            if _has_split(Path(data_root) / name):  # an empty or half-made folder is not a dataset
                 return Path(data_root) / name
     global _bundled_notice_given
     # A run opens the source several times (length, each split, each epoch): say it once.

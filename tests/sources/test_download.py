@@ -129,3 +129,43 @@ def test_cli_download_into_dest(server, train_zip, tmp_path, monkeypatch, capsys
     requests = len(server.requests)
     assert main(["data", "download", "nmnist", "--dest", str(tmp_path / "n"), "--split", "Train"]) == 0
     assert len(server.requests) == requests
+
+
+def test_failed_download_leaves_no_dataset_folder_and_replay_falls_back(server, train_zip, tmp_path):
+    """Issue 12 item 10: a failed download left an empty nmnist/, and replay failed on it."""
+    from biograd.sources.download import DownloadError
+    from biograd.sources.nmnist import BUNDLED_ROOT, locate_nmnist
+
+    data, md5 = train_zip
+    server.payload = data
+    dead = "http://127.0.0.1:9/file_downloaded"  # nothing listens on the discard port
+    with pytest.raises(DownloadError, match="127.0.0.1:9"):
+        download_nmnist(
+            tmp_path / "nmnist", ["Train"], archives={"Train": Archive("Train.zip", dead, md5)}, progress=False
+        )
+    assert not (tmp_path / "nmnist").exists()
+    assert locate_nmnist("", tmp_path) == BUNDLED_ROOT
+    # a corrupted archive: no dataset folder either, and the bad bytes are gone
+    server.payload = data[: len(data) // 2]
+    with pytest.raises(DataFormatError):
+        download_nmnist(
+            tmp_path / "nmnist", ["Train"], archives={"Train": Archive("Train.zip", url(server), md5)}, progress=False
+        )
+    assert not (tmp_path / "nmnist").exists() and not list(tmp_path.rglob("*.part"))
+    assert locate_nmnist("", tmp_path) == BUNDLED_ROOT
+
+
+def test_tonic_layout_is_found(tmp_path, nmnist_dir):
+    """``tonic.datasets.NMNIST(save_to=ROOT)`` unpacks to ROOT/NMNIST/Train/<digit>/*.bin."""
+    import shutil
+
+    from biograd.sources.nmnist import locate_nmnist
+
+    for digit in range(10):
+        target = tmp_path / "NMNIST" / "Train" / str(digit)
+        target.mkdir(parents=True)
+        for f in sorted((nmnist_dir / "Train" / str(digit)).glob("*.bin"))[:2]:
+            shutil.copy(f, target)
+    assert locate_nmnist("", tmp_path) == tmp_path / "NMNIST"
+    assert locate_nmnist(str(tmp_path), None) == tmp_path / "NMNIST"  # Tonic's save_to given as the path
+    assert len(NMNISTDataset(locate_nmnist("", tmp_path), "train")) == 20
