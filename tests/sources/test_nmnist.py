@@ -66,6 +66,9 @@ def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch
     assert locate_nmnist(data_dir / "nmnist-1k", None) == data_dir / "nmnist-1k"
     assert locate_nmnist("", data_dir) == data_dir / "nmnist-1k"
     (tmp_path / "nmnist").mkdir()
+    monkeypatch.setattr("biograd.sources.nmnist._bundled_notice_given", True)
+    assert locate_nmnist(None, tmp_path) == BUNDLED_ROOT  # an empty folder (a failed download) is no dataset
+    (tmp_path / "nmnist" / "Train").mkdir()
     assert locate_nmnist(None, tmp_path) == tmp_path / "nmnist"
     with pytest.raises(DataNotFoundError, match="no such N-MNIST folder"):
         locate_nmnist(tmp_path / "missing", data_dir)
