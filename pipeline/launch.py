@@ -40,19 +40,47 @@ def restore_signal_handlers(previous) -> None:
         signal.signal(sig, h)
 
 
-def thread_source(target):
-    """A ``start_source`` running ``target(address, output, ctx, stop, position)`` in a thread."""
+def thread_source(target, outlive: bool = False, restart_s: float | None = None):
+    """A ``start_source`` running ``target(address, output, ctx, stop, position)`` in a thread.
+
+    ``outlive``: the learner outlives the source, so ``alive()`` stays true after it ended and
+    controls keep working. ``restart_s``: a source that ended after sending something is started
+    again that many seconds later (a camera or stream that dropped reconnects); one that fails
+    before sending anything fails the run, as without it.
+    """
 
     def start(address, output, ctx, stop, position):
         errors = []
 
         def body():
-            try:
-                target(address, output, ctx, stop, position)
-            except BaseException as exc:  # surfaced in join(): a failing source fails the run
-                errors.append(exc)
-                log.error("source failed: %s", exc)
+            while True:
+                sent = 0
+                try:
+                    sent = target(address, output, ctx, stop, position)
+                except BaseException as exc:  # surfaced in join(): a failing source fails the run
+                    if restart_s is None or not sent_any[0]:
+                        errors.append(exc)
+                        log.error("source failed: %s", exc)
+                        return
+                    log.warning("source failed: %s", exc)
+                sent_any[0] = sent_any[0] or bool(sent)
+                if stop.is_set():
+                    return
+                if restart_s is not None and sent_any[0]:
+                    print(f"source ended: starting it again in {restart_s:g} s", file=sys.stderr, flush=True)
+                    if stop.wait(restart_s):
+                        return
+                    continue
+                if outlive:
+                    print(
+                        "source ended; the learner keeps running for labels and controls "
+                        "(Ctrl-C or `biograd control shutdown` stops it)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                return
 
+        sent_any = [False]
         thread = threading.Thread(target=body, name="biograd-source", daemon=True)
         thread.start()
 
@@ -61,7 +89,10 @@ def thread_source(target):
             if errors:
                 raise errors[0]
 
-        return thread.is_alive, join
+        def alive() -> bool:
+            return thread.is_alive() or (outlive and not errors)
+
+        return alive, join
 
     return start
 

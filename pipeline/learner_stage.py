@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 from biograd.core import records
 from biograd.core.errors import EventFormatError
@@ -51,7 +52,9 @@ class LearnerStage:
         self.position = dict(resume_state or {"epoch": 0, "next_index": 0, "train_done": False})
         self.frames = frames
         self._last_frame = 0.0
-        self.pending_label: int | None = None
+        # Labels for the next live windows, oldest first: (label, request id of its sender).
+        self.labels: deque[tuple[int, str | None]] = deque()
+        self.label_queue = cfg.pipeline.label_queue
         self.paused = False
         self.shutdown_requested = False
         self.invalid_samples = 0
@@ -104,29 +107,64 @@ class LearnerStage:
             if self.publisher is not None:
                 self.publisher.ack(item.stream_id, item.seq)
 
+    def _reply(self, payload: dict, message: str, final: bool = True, **fields) -> None:
+        """Answer a control's sender (CONTROL_ACK) if it asked for one (``id``)."""
+        reply = getattr(self.receiver, "reply", None)
+        if reply is not None and payload.get("id"):
+            answer = {"command": payload["command"], "message": message, "samples": int(self.learner.samples_seen)}
+            reply(payload["id"], {**answer, **fields}, final=final)
+
     def _control(self, payload: dict) -> None:
         command = payload["command"]
         log.info("control: %s", payload)
+        if command == "label":
+            self._queue_label(payload)
+            return
+        detail = ""
         if command == "sleep":
             alignment = self.learner.sleep()
             self.emit(records.sleep_record(self.learner.samples_seen, alignment))
+            if alignment:
+                detail = ": feedback angle " + ", ".join(f"{a:.1f}°" for a, _ in alignment)
         elif command == "checkpoint":
-            self.checkpoint(final=False, forced=True)
+            path = self.checkpoint(final=False, forced=True)
+            detail = f": {path}" if path else ": no run folder, nothing saved"
         elif command == "pause":
             self.paused = True
+            detail = ": input is held until `resume`"
         elif command == "resume":
             self.paused = False
         elif command == "shutdown":
             self.shutdown_requested = True
-        elif command == "label":
-            self.pending_label = int(payload["label"])
+            detail = ": final checkpoint, then exit"
+        done = {"sleep": "slept", "checkpoint": "checkpoint saved", "pause": "paused", "resume": "resumed"}
+        message = f"{done.get(command, command)} at {int(self.learner.samples_seen)} samples{detail}"
+        self._reply(payload, message, status="done", paused=self.paused)
 
-    def _label_of(self, sample: WireSample) -> int | None:
-        """The sample's label; a live window without one takes the pending ``label`` control."""
-        if sample.phase == Phase.LIVE and sample.label is None and self.pending_label is not None:
-            label, self.pending_label = self.pending_label, None
-            return label
-        return sample.label
+    def _queue_label(self, payload: dict) -> None:
+        label = int(payload["label"])
+        n_out = self.learner.config.layer_sizes[-1]
+        if not 0 <= label < n_out:
+            self._reply(payload, f"label {label} refused: the learner has classes 0..{n_out - 1}", status="refused")
+            return
+        replaced = None
+        if len(self.labels) >= self.label_queue:
+            replaced, old_id = self.labels.popleft()
+            self._reply({"command": "label", "id": old_id}, f"label {replaced} dropped: queue full", status="dropped")
+        self.labels.append((label, payload.get("id")))
+        message = f"label {label} queued for the next live window ({len(self.labels)} waiting)"
+        if replaced is not None:
+            message += f"; the queue was full ({self.label_queue}): the oldest label {replaced} was dropped"
+            log.warning("label queue full: dropped label %d for %d", replaced, label)
+        self._reply(
+            payload, message, final=False, status="queued", label=label, depth=len(self.labels), replaced=replaced
+        )
+
+    def _label_of(self, sample: WireSample) -> tuple[int | None, str | None]:
+        """The sample's label; a live window without one takes the oldest queued label."""
+        if sample.phase == Phase.LIVE and sample.label is None and self.labels:
+            return self.labels.popleft()
+        return sample.label, None
 
     def _reject(self, message: str, *args) -> None:
         self.invalid_samples += 1
@@ -139,7 +177,7 @@ class LearnerStage:
             self._reject("sample rejected: %s", exc)
             return
         n_out = self.learner.config.layer_sizes[-1]
-        label = self._label_of(sample)
+        label, label_request = self._label_of(sample)
         phase = _PHASE_NAMES.get(sample.phase, "live")
         if label is not None and not 0 <= label < n_out:
             self._reject("sample %r: label %d outside 0..%d", sample.sample_id, label, n_out - 1)
@@ -177,6 +215,18 @@ class LearnerStage:
         )
         if slept:
             self.emit(records.sleep_record(self.learner.samples_seen, self.learner.last_alignment))
+        if label_request is not None:
+            self._reply(
+                {"command": "label", "id": label_request},
+                f"label {label} applied to window {sample.sample_id} (#{sample.index}; it predicted "
+                f"{predicted}, {len(self.labels)} labels still waiting)",
+                status="applied",
+                label=label,
+                window=sample.sample_id,
+                index=int(sample.index),
+                predicted=predicted,
+                depth=len(self.labels),
+            )
         self._since_metrics += 1
         if self._since_metrics >= self.cfg.pipeline.metrics_every:
             self.metrics(phase, sample.epoch)

@@ -37,6 +37,7 @@ class PipelineConfig:
     evaluate: bool = True  # replay: the test split after every epoch (eval record)
     wait_for_sinks: int = 0  # sinks that must subscribe to the output before learning starts
     wait_for_sinks_s: float = 60.0  # ... and how long to wait for them
+    label_queue: int = 16  # live: labels waiting for their window (FIFO); a full queue drops the oldest
 
     def __post_init__(self):
         require(0 < self.port < 65534, "pipeline.port", self.port, "must leave room for port + 2 below 65536")
@@ -47,6 +48,7 @@ class PipelineConfig:
         require(self.metrics_every >= 1, "pipeline.metrics_every", self.metrics_every, "must be >= 1")
         require(self.bin_us >= 0, "pipeline.bin_us", self.bin_us, "must be >= 0")
         require(self.wait_for_sinks >= 0, "pipeline.wait_for_sinks", self.wait_for_sinks, "must be >= 0")
+        require(self.label_queue >= 1, "pipeline.label_queue", self.label_queue, "must be >= 1")
         require(self.wait_for_sinks_s > 0, "pipeline.wait_for_sinks_s", self.wait_for_sinks_s, "must be > 0")
         for key in ("input", "control", "output"):
             value = getattr(self, key)

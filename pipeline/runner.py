@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,13 +40,15 @@ from biograd.pipeline.launch import (  # noqa: F401 (part of the runner's API)
 )
 from biograd.pipeline.learner_stage import LearnerStage
 from biograd.pipeline.run_dir import config_to_toml, prepare_run_dir  # noqa: F401 (part of the runner's API)
+from biograd.pipeline.warmup import warm_up
 from biograd.sources.stage import iter_split, open_split, run_live_source, run_replay_source  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 
-def build_sinks(cfg, append: bool = False):
-    """The run's in-process sinks from ``[sinks]``: metrics log, predictions, dashboard."""
+def build_sinks(cfg, append: bool = False, live: bool = False, control: str = ""):
+    """The run's in-process sinks from ``[sinks]``: metrics log, predictions, progress bar (a
+    line per window when ``live``), dashboard (its label buttons send to ``control``)."""
     from biograd.sinks.fanout import SinkSet
     from biograd.sinks.metrics import MetricsLog, metrics_path
     from biograd.sinks.predictions import PredictionPublisher, PredictionWriter
@@ -57,14 +60,18 @@ def build_sinks(cfg, append: bool = False):
         out.add(PredictionPublisher(s.predictions, keys=cfg.pipeline.keys))
     if s.predictions_file:
         out.add(PredictionWriter(s.predictions_file))
-    if cfg.pipeline.progress:
+    if live:
+        from biograd.sinks.console import LiveConsole
+
+        out.add(LiveConsole())
+    elif cfg.pipeline.progress:
         from biograd.sinks.progress import ProgressBar
 
         out.add(ProgressBar())
     if s.dashboard:
         from biograd.sinks.dashboard import Dashboard
 
-        dash = Dashboard(port=s.dashboard_port)
+        dash = Dashboard(port=s.dashboard_port, control=control, keys=cfg.pipeline.keys)
         print(f"dashboard: {dash.url}", file=sys.stderr)
         out.add(dash)
     return out
@@ -96,11 +103,15 @@ def run_learner(
     start_source=None,
     exit_on_end: bool = True,
     live: bool = False,
+    hold: threading.Event | None = None,
 ) -> dict:
     """Bind the learner's sockets, optionally start a source, learn until the end; a summary dict.
 
     ``start_source(input_address, output_address, ctx, stop, position)`` starts the source
     stage (thread or process) and returns an ``alive()`` callable and a ``join()`` callable.
+    ``live``: compile first (:func:`warm_up`), say "ready" with the control address, a line per
+    window. ``hold``: with the dashboard on, a run that ended keeps serving it until ``hold`` is
+    set (Ctrl-C).
     """
     from biograd.sinks.checkpoints import CheckpointManager
 
@@ -109,9 +120,15 @@ def run_learner(
     position = (extra or {}).get("position")
     run_dir = prepare_run_dir(cfg, bool(resume))
     p = cfg.pipeline
+    if (live or cfg.sinks.dashboard) and not p.control and p.transport == "inproc":
+        # labels and controls from another terminal (or the dashboard's buttons): loopback TCP
+        p = replace(p, control=f"tcp://{p.bind_host}:{p.port + 1}")
     ep = endpoints(p, name=f"biograd-{os.getpid()}" if p.transport != "tcp" else "biograd")
+    if live:
+        print("compiling the learner (a few seconds on the first run, then cached) ...", flush=True)
+        compiled_s = warm_up(cfg, learner)
     ctx = zmq.Context()
-    sinks = build_sinks(cfg, append=bool(resume))
+    sinks = build_sinks(cfg, append=bool(resume), live=live, control=connect_address(ep.control))
     checkpoints = CheckpointManager(
         run_dir,
         cfg.sinks.checkpoint_every,
@@ -132,18 +149,36 @@ def run_learner(
         if p.wait_for_sinks:
             log.info("waiting for %d sink(s) to subscribe to %s", p.wait_for_sinks, ep.output)
             publisher.wait_for_sinks(p.wait_for_sinks, p.wait_for_sinks_s)
+        ready_at = time.time()
+        if live:
+            control = connect_address(ep.control)
+            print(
+                f"ready (compiled in {compiled_s:.1f} s). Labels and controls: {control}, e.g. "
+                f"`biograd label 3 --connect {control}` or `biograd control pause|resume|sleep|checkpoint|"
+                f"shutdown --connect {control}`",
+                flush=True,
+            )
         alive = lambda: True  # noqa: E731
         if start_source is not None:
             alive, join = start_source(connect_address(ep.input), connect_address(ep.output), ctx, stop, position)
         reason = stage.run(receiver, stop, exit_on_end=exit_on_end, alive=alive)
-        stop.set()  # tells an in-process source to stop too
+        if reason != "end":
+            stop.set()  # tells an in-process source to stop too
         stage.finish(reason)
+        if cfg.sinks.dashboard and cfg.sinks.dashboard_hold and reason == "end" and hold is not None:
+            print(
+                "run finished; the dashboard stays up until Ctrl-C (sinks.dashboard_hold=false ends at once)",
+                flush=True,
+            )
+            hold.wait()
+        stop.set()
         summary = {
             "reason": reason,
             "run_dir": str(run_dir),
             "samples": int(learner.samples_seen),
             "processed": stage.processed,
             "events": stage.events,
+            "ready_at": ready_at,
             **stage.counters(),
             "learner": learner,
         }
@@ -186,17 +221,32 @@ def replay(
     else:
         config_file = Path(cfg.sinks.run_dir) / "config.toml"
         start = process_source(["--config", str(config_file), "--data", str(data_root)])
-    return run_learner(cfg, data_root, resume, stop, start)
+    return run_learner(cfg, data_root, resume, stop, start, hold=stop)
 
 
-def live(cfg, data_root, resume: str | None = None, stop: threading.Event | None = None) -> dict:
-    """Camera / DV network stream / recording → learner → sinks, in real time (drop oldest)."""
+def live(
+    cfg,
+    data_root,
+    resume: str | None = None,
+    stop: threading.Event | None = None,
+    outlive: bool | None = None,
+) -> dict:
+    """Camera / DV network stream / recording → learner → sinks, in real time (drop oldest).
+
+    ``outlive`` (default: for a camera or network stream, not for a recording): the learner
+    stays up after its source ends, which is started again (a dropped camera or stream
+    reconnects); labels and controls keep working until Ctrl-C or a ``shutdown`` control.
+    """
+    streaming = cfg.source.kind in ("camera", "dvstream")
+    outlive = streaming if outlive is None else outlive
     start = thread_source(
         lambda address, output, ctx, stop_, position: run_live_source(
             cfg, data_root, address, stop_, ctx=ctx, keys=cfg.pipeline.keys, ack_address=output
-        )
+        ),
+        outlive=outlive,
+        restart_s=2.0 if outlive and streaming else None,
     )
-    return run_learner(cfg, data_root, resume, stop, start, live=True)
+    return run_learner(cfg, data_root, resume, stop, start, exit_on_end=not outlive, live=True, hold=stop)
 
 
 def evaluate(cfg, data_root, checkpoint: str) -> dict:

@@ -26,6 +26,7 @@ class SinkConfig:
     predictions_file: str = ""  # also write prediction records as JSON lines here ("" = off)
     dashboard: bool = False  # serve the live dashboard on 127.0.0.1
     dashboard_port: int = 8765  # 0 = any free port (logged at start)
+    dashboard_hold: bool = True  # after a run ends the dashboard stays up until Ctrl-C
     frame_interval_s: float = 0.2  # at most one input frame per this many seconds goes to the dashboard
 
     def __post_init__(self):

@@ -7,6 +7,8 @@ daemon thread, bound to 127.0.0.1 only:
 
 - ``GET /``            the page (``sinks/static/dashboard.html``: one HTML file, no external assets)
 - ``GET /state.json``  the current state; the page polls it every 250 ms
+- ``POST /label``      ``{"label": k}``: the label buttons (and keys 0-9) send a ``label`` control
+  to the learner's control address and return its answer (JSON)
 
 The input frame (attached by the learner stage to a few predictions per second),
 the predicted and the true class shown are those of the same sample. Running
@@ -14,6 +16,10 @@ accuracy and events/s are computed here from the prediction records, so
 they move with every sample even when metrics records come rarely:
 accuracy = correct / labelled over the current phase, events/s = input events
 of the predictions in the last ``rate_window_s`` seconds divided by that span.
+
+The accuracy plot keeps two things apart: ``online`` = [trained samples, accuracy of the
+last ``ONLINE_WINDOW`` labelled train/live predictions, each made before training on that
+sample], and ``tests`` = [trained samples, test-split accuracy] from eval records.
 """
 
 from __future__ import annotations
@@ -34,12 +40,21 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("static") / "dashboard.html"
 HISTORY_POINTS = 600
+ONLINE_WINDOW = 100
 
 
 class Dashboard:
     """Sink serving the live dashboard on ``http://127.0.0.1:<port>/`` (port 0 = any free port)."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", rate_window_s: float = 2.0, clock=time.monotonic):
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        rate_window_s: float = 2.0,
+        clock=time.monotonic,
+        control: str = "",
+        keys: str = "",
+    ):
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise BioGradError(f"dashboard host {host!r}: the dashboard serves on loopback only")
         if not PAGE.exists():
@@ -49,6 +64,8 @@ class Dashboard:
         self._clock = clock
         self._rate_window_s = rate_window_s
         self._recent = collections.deque()  # (clock, events) of recent predictions
+        self._control, self._keys = control, keys
+        self._online = collections.deque(maxlen=ONLINE_WINDOW)  # correct? of recent labelled train/live
         self._phase_counts: dict[str, list[int]] = {}
         self._frames_seen = False
         self._state = {
@@ -77,7 +94,10 @@ class Dashboard:
             "checkpoint": None,
             "frame": None,
             "frame_version": 0,
-            "history": [],
+            "online": [],
+            "tests": [],
+            "teach": bool(control),
+            "answer": None,
             "updated": None,
         }
         try:
@@ -111,7 +131,7 @@ class Dashboard:
                 for key in ("samples_per_s", "accuracy_running", "loss", "dropped", "invalid", "sleeps"):
                     if record.get(key) is not None:
                         s[key] = record[key]
-                if record.get("phase") == "train":
+                if record.get("phase") in ("train", "live"):
                     # A resumed run or a dashboard started mid-run: the learner's count wins.
                     s["samples"] = max(s["samples"], int(record["samples"]))
                 if s["events_per_s"] is None and record.get("events_per_s") is not None:
@@ -124,6 +144,8 @@ class Dashboard:
                     "samples": record["samples"],
                     "epoch": record.get("epoch"),
                 }
+                if record["accuracy"] is not None:
+                    s["tests"].append([s["samples"], round(record["accuracy"], 4), record.get("epoch")])
             elif kind == "checkpoint":
                 s["checkpoint"] = {"path": record["path"], "samples": record["samples"]}
             elif kind == "end":
@@ -139,8 +161,13 @@ class Dashboard:
         if record.get("frame") or not self._frames_seen:
             for key in ("sample_id", "predicted", "label", "correct", "counts", "phase"):
                 s[key] = record.get(key)
-        if phase == "train":
+        labelled = record.get("label") is not None
+        if labelled and phase in ("train", "live"):  # what the learner trained on
             s["samples"] += 1
+            self._online.append(bool(record.get("correct")))
+            s["online"].append([s["samples"], round(sum(self._online) / len(self._online), 4)])
+            if len(s["online"]) > HISTORY_POINTS:  # keep every other point: the whole run, bounded
+                s["online"] = s["online"][::2]
         tally = self._phase_counts.setdefault(phase, [0, 0])
         if record.get("label") is not None and record.get("predicted") is not None:
             tally[0] += int(record["predicted"] == record["label"])
@@ -158,10 +185,18 @@ class Dashboard:
             self._frames_seen = True
             s["frame"] = record["frame"]
             s["frame_version"] += 1
-        if s["accuracy"] is not None:
-            s["history"].append([s["labelled"], round(s["accuracy"], 4), phase])
-            if len(s["history"]) > HISTORY_POINTS:
-                del s["history"][: len(s["history"]) - HISTORY_POINTS]
+
+    def send_label(self, label: int) -> dict:
+        """Send a ``label`` control to the learner (a button press); its answer."""
+        if not self._control:
+            raise BioGradError("this dashboard has no learner control address to send labels to")
+        from biograd.core.transport import send_control
+
+        answers = send_control(self._control, "label", label, keys=self._keys, timeout_s=3.0)
+        with self._lock:
+            self._state["answer"] = answers[-1].get("message")
+            self._state["version"] += 1
+        return answers[-1]
 
     def state(self) -> dict:
         """A copy of the served state (what ``/state.json`` returns)."""
@@ -192,8 +227,33 @@ class Dashboard:
                 else:
                     self.send_error(HTTPStatus.NOT_FOUND, "only / and /state.json are served")
 
-            def _send(self, body: bytes, content_type: str):
-                self.send_response(HTTPStatus.OK)
+            def do_POST(self):  # noqa: N802
+                if self.path.split("?", 1)[0] != "/label":
+                    self.send_error(HTTPStatus.NOT_FOUND, "only /label takes a POST")
+                    return
+                origin = self.headers.get("Origin")
+                if origin is not None and origin.split("://", 1)[-1] != self.headers.get("Host"):
+                    self.send_error(HTTPStatus.FORBIDDEN, "labels are taken from this dashboard's own page only")
+                    return
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if not 0 < length <= 256:
+                        raise ValueError("body must be a small JSON object")
+                    label = json.loads(self.rfile.read(length))["label"]
+                    if isinstance(label, bool) or not isinstance(label, int):
+                        raise ValueError("label must be an integer")
+                except (ValueError, KeyError, TypeError) as exc:
+                    self.send_error(HTTPStatus.BAD_REQUEST, f'expected {{"label": k}}: {exc}')
+                    return
+                try:
+                    answer = dashboard.send_label(label)
+                except BioGradError as exc:
+                    self._send(json.dumps({"error": str(exc)}).encode(), "application/json", HTTPStatus.BAD_GATEWAY)
+                    return
+                self._send(json.dumps(answer).encode(), "application/json")
+
+            def _send(self, body: bytes, content_type: str, status=HTTPStatus.OK):
+                self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")

@@ -63,6 +63,7 @@ class MsgType(enum.IntEnum):
     CHECKPOINT = 12
     END = 13
     STREAM_ACK = 14  # learner -> source on the output socket: JSON {"seq"}, the STREAM_END received
+    CONTROL_ACK = 15  # learner -> control client on the control socket: JSON {"id", "status", "message", ...}
 
 
 class Phase(enum.IntEnum):
@@ -75,7 +76,16 @@ class Phase(enum.IntEnum):
 CONTROL_COMMANDS = ("sleep", "checkpoint", "pause", "resume", "shutdown", "label")
 #: Record type -> message type; the types themselves are listed once, in ``records.RECORD_TYPES``.
 RECORD_TYPES = {kind: MsgType[kind.upper()] for kind in records.RECORD_TYPES}
-JSON_TYPES = {MsgType.STREAM_START, MsgType.STREAM_END, MsgType.CONTROL, MsgType.STREAM_ACK, *RECORD_TYPES.values()}
+JSON_TYPES = {
+    MsgType.STREAM_START,
+    MsgType.STREAM_END,
+    MsgType.CONTROL,
+    MsgType.STREAM_ACK,
+    MsgType.CONTROL_ACK,
+    *RECORD_TYPES.values(),
+}
+#: A control's request id (chosen by the sender, echoed in every CONTROL_ACK for it).
+MAX_REQUEST_ID = 64
 SAMPLE_TYPES = {MsgType.SAMPLE_START, MsgType.EVENTS, MsgType.SAMPLE_END}
 _NO_GEOMETRY = (0, 0)
 
@@ -187,11 +197,18 @@ def record_message(record: dict, stream_id: int = 0, seq: int = 0) -> list:
     return encode(Message(RECORD_TYPES[kind], stream_id=stream_id, seq=seq, payload=record))
 
 
-def control_message(command: str, label: int | None = None, stream_id: int = 0, seq: int = 0) -> list:
-    """Frames of a CONTROL message; ``label`` is required for the ``label`` command."""
-    payload = {"command": command}
+def control_message(
+    command: str, label: int | None = None, stream_id: int = 0, seq: int = 0, request_id: str | None = None
+) -> list:
+    """Frames of a CONTROL message; ``label`` is required for the ``label`` command.
+
+    ``request_id`` asks the learner to answer on the control socket (CONTROL_ACK) with it.
+    """
+    payload: dict = {"command": command}
     if command == "label":
         payload["label"] = label
+    if request_id is not None:
+        payload["id"] = request_id
     _check_control(payload)
     return encode(Message(MsgType.CONTROL, stream_id=stream_id, seq=seq, payload=payload))
 
@@ -207,6 +224,9 @@ def _check_control(payload: dict) -> None:
         label = payload.get("label")
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label <= 32767:
             raise ProtocolError(f"control 'label' needs an integer label in 0..32767, got {label!r}")
+    request_id = payload.get("id")
+    if request_id is not None and not (isinstance(request_id, str) and 0 < len(request_id) <= MAX_REQUEST_ID):
+        raise ProtocolError(f"control id must be a string of 1..{MAX_REQUEST_ID} characters, got {request_id!r}")
 
 
 def _nbytes(frame) -> int:

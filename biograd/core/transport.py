@@ -3,7 +3,7 @@
 Topology (docs/protocol.md)::
 
     source PUSH --connect--> input   PULL --bind-- learner --bind-- PUB output --> SUB sinks
-    biograd control PUSH --connect--> control PULL --bind-- learner
+    biograd control DEALER --connect--> control ROUTER --bind-- learner  (CONTROL_ACK answers)
 
 The learner binds; sources and sinks connect, so they can come and go (a restarted
 source reconnects by itself). PUSH/PULL is lossless: when the learner falls behind the
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: pyzmq copies frames below this size anyway; zero-copy only pays above it.
 ZERO_COPY_THRESHOLD = 65536
+#: Control senders remembered for an answer (oldest forgotten first: bounded memory).
+MAX_PENDING_REPLIES = 1024
 
 
 @dataclass(frozen=True)
@@ -336,15 +338,48 @@ def send_control(
     keys: str = "",
     ctx: zmq.Context | None = None,
     timeout_s: float = 5.0,
-) -> None:
-    """Send one CONTROL message to a learner's control (or input) address."""
+    applied_s: float = 0.0,
+    on_answer=None,
+) -> list[dict]:
+    """Send one CONTROL to a learner's control address; the learner's answers (CONTROL_ACK).
+
+    Waits up to ``timeout_s`` for the answer that the control was applied (for a label: queued),
+    and for a label up to ``applied_s`` more for the answer that a window took it;
+    ``on_answer(payload)`` sees each answer as it comes. Raises :class:`BioGradError` when no
+    learner answers.
+    """
     ctx = ctx or zmq.Context.instance()
-    sock = connect(ctx, zmq.PUSH, address, keys, linger_ms=int(timeout_s * 1000))
+    request_id = secrets.token_hex(8)
+    sock = connect(ctx, zmq.DEALER, address, keys, linger_ms=0)
+    answers: list[dict] = []
     try:
-        frames = protocol.control_message(command, label, stream_id=secrets.randbits(32))
+        frames = protocol.control_message(command, label, stream_id=secrets.randbits(32), request_id=request_id)
         if not sock.poll(int(timeout_s * 1000), zmq.POLLOUT):
             raise BioGradError(f"no learner accepted a connection at {address} within {timeout_s:g} s")
         sock.send_multipart(frames)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0 or not sock.poll(left_ms, zmq.POLLIN):
+                if answers:
+                    return answers  # queued, not yet applied: the caller says so
+                raise BioGradError(
+                    f"no answer from a learner at {address} within {timeout_s:g} s "
+                    f"(is it running? `biograd live` prints its control address)"
+                )
+            try:
+                msg = protocol.decode(sock.recv_multipart())
+            except ProtocolError as exc:
+                log.warning("invalid answer from %s: %s", address, exc)
+                continue
+            if msg.type != MsgType.CONTROL_ACK or (msg.payload or {}).get("id") != request_id:
+                continue
+            answers.append(msg.payload)
+            if on_answer is not None:
+                on_answer(msg.payload)
+            if msg.payload.get("status") != "queued" or applied_s <= 0:
+                return answers
+            deadline = time.monotonic() + applied_s
     finally:
         sock.close()
 
@@ -412,11 +447,13 @@ class Receiver:
         self.addresses = [input_address] + ([control_address] if control_address else [])
         self.input = bind(self.ctx, zmq.PULL, input_address, keys, hwm)
         try:
-            self.control = bind(self.ctx, zmq.PULL, control_address, keys, hwm) if control_address else None
+            # ROUTER: each control's sender can be answered (CONTROL_ACK), see :meth:`reply`
+            self.control = bind(self.ctx, zmq.ROUTER, control_address, keys, hwm) if control_address else None
         except BaseException:
             close_bound(self.input, input_address)
             raise
         self.max_events = max_events
+        self._reply_to: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self.counters = Counters()
         self.streams: dict[int, _Stream] = {}
         self._last_log = 0.0
@@ -446,8 +483,37 @@ class Receiver:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self._handle(frames, out)
+                if sock is self.control:
+                    self._handle_control(frames, out)
+                else:
+                    self._handle(frames, out)
         return out
+
+    def _handle_control(self, frames, out: list) -> None:
+        """A message on the ROUTER: the sender's identity first, then the message."""
+        identity, frames = frames[0], frames[1:]
+        before = len(out)
+        self._handle(frames, out)
+        if len(out) > before:
+            item = out[-1]
+            request_id = (getattr(item, "payload", None) or {}).get("id")
+            if getattr(item, "type", None) == MsgType.CONTROL and request_id:
+                self._reply_to[request_id] = identity
+                while len(self._reply_to) > MAX_PENDING_REPLIES:
+                    self._reply_to.popitem(last=False)
+
+    def reply(self, request_id: str | None, payload: dict, final: bool = True) -> None:
+        """Answer the sender of control ``request_id`` (CONTROL_ACK); no-op for unanswerable ones."""
+        identity = self._reply_to.get(request_id) if request_id else None
+        if identity is None or self.control is None:
+            return
+        if final:
+            del self._reply_to[request_id]
+        frames = protocol.encode(Message(MsgType.CONTROL_ACK, payload={"id": request_id, **payload}))
+        try:
+            self.control.send_multipart([identity, *frames], zmq.NOBLOCK)
+        except zmq.ZMQError:  # the sender left: nobody to tell
+            pass
 
     def _invalid(self, problem: str) -> None:
         self.counters.invalid += 1

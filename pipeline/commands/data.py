@@ -25,21 +25,24 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _send_label(connect: str, keys: str, text: str) -> None:
+def _send_label(connect: str, keys: str, text: str, wait_s: float) -> None:
     from biograd.core.errors import ConfigError
-    from biograd.core.transport import send_control
+    from biograd.pipeline.commands.stages import print_answer
 
     if not text.strip().isdigit() or not 0 <= int(text) <= 9:
         raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
-    send_control(connect, "label", int(text), keys=keys)
-    print(f"the next live window at {connect} is labelled {int(text)}", flush=True)
+    from biograd.core.transport import send_control
+
+    answers = send_control(connect, "label", int(text), keys=keys, applied_s=wait_s, on_answer=print_answer)
+    if answers and answers[-1].get("status") == "queued" and wait_s > 0:
+        print(f"still queued after {wait_s:g} s (no live window arrived yet)", flush=True)
 
 
 def cmd_label(args) -> int:
     """One label (``biograd label 3``), or the keyboard helper: one digit per line from stdin."""
     keys = args.keys or ""
     if args.digit is not None:
-        _send_label(args.connect, keys, args.digit)
+        _send_label(args.connect, keys, args.digit, args.wait)
         return 0
     from biograd.core.errors import ConfigError
 
@@ -50,7 +53,7 @@ def cmd_label(args) -> int:
         if not line.strip():
             continue
         try:
-            _send_label(args.connect, keys, line)
+            _send_label(args.connect, keys, line, 0.0)  # typing goes on; the learner queues
         except ConfigError as exc:  # a typo must not end the labelling session
             print(f"ignored: {exc}", file=sys.stderr, flush=True)
     return 0
@@ -79,6 +82,14 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("digit", metavar="K", nargs="?", help="the digit; omit it to label interactively")
-    p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control address")
+    p.add_argument(
+        "--connect",
+        default="tcp://127.0.0.1:5556",
+        metavar="ADDR",
+        help="the learner's control address (printed by `biograd live`)",
+    )
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
+    p.add_argument(
+        "--wait", type=float, default=10.0, metavar="S", help="wait this long for the window the label is applied to"
+    )
     p.set_defaults(func=cmd_label)

@@ -139,13 +139,25 @@ def cmd_source(args) -> int:
     return 0
 
 
+def print_answer(answer: dict) -> None:
+    """One line per answer of the learner to a control (CONTROL_ACK)."""
+    print(f"learner: {answer.get('message') or answer}", flush=True)
+
+
 def cmd_control(args) -> int:
     from biograd.core.transport import send_control
 
     if args.command_name == "label" and args.label is None:
         raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
-    send_control(args.connect, args.command_name, args.label, keys=args.keys or "")
-    return 0
+    answers = send_control(
+        args.connect,
+        args.command_name,
+        args.label,
+        keys=args.keys or "",
+        applied_s=args.wait if args.command_name == "label" else 0.0,
+        on_answer=print_answer,
+    )
+    return 0 if answers[-1].get("status") not in ("refused", "dropped") else 1
 
 
 def cmd_keys(args) -> int:
@@ -229,8 +241,14 @@ def register(subparsers) -> None:
         "command_name", metavar="COMMAND", choices=("sleep", "checkpoint", "pause", "resume", "shutdown", "label")
     )
     p.add_argument("label", nargs="?", type=int, help="for `label`: the digit of the next live window")
-    p.add_argument("--connect", required=True, metavar="ADDR", help="the learner's control (or input) address")
+    p.add_argument(
+        "--connect",
+        default="tcp://127.0.0.1:5556",
+        metavar="ADDR",
+        help="the learner's control address (printed by `biograd live` and `biograd learner`)",
+    )
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
+    p.add_argument("--wait", type=float, default=10.0, metavar="S", help="label: wait this long for its window")
     p.set_defaults(func=cmd_control)
 
     p = subparsers.add_parser("keys", help="create CURVE keys for non-loopback transports")

@@ -273,21 +273,38 @@ def test_config_written_to_the_run_dir_reads_back_equal(tmp_path):
     assert build_run_config(path) == cfg
 
 
-def test_live_replays_a_recording_as_windows(davis_file, tmp_path):
-    """`live` on the real DAVIS346 recording, down-sampled to the N-MNIST input, 20 ms windows."""
+def test_live_replays_a_recording_as_windows(davis_file, tmp_path, capsys):
+    """`live` on the real DAVIS346 recording, down-sampled to the N-MNIST input, 20 ms windows:
+    it compiles first and says "ready" with the control address, then the first window takes
+    under 1 s, and each window is one terminal line."""
     from biograd.pipeline.runner import live
 
+    port = _free_port()
     cfg = _cfg(
-        tmp_path, "source.kind=aedat", f"source.path={davis_file}", "source.resize=[34, 34]", "source.window_us=20000"
+        tmp_path / "run",
+        "source.kind=aedat",
+        f"source.path={davis_file}",
+        "source.resize=[34, 34]",
+        "source.window_us=20000",
+        f"pipeline.port={port}",
+        f"sinks.predictions_file={tmp_path / 'predictions.jsonl'}",
     )
     summary = live(cfg, None)
     assert summary["reason"] == "end"
     assert summary["events"] > 0 and summary["samples"] == 0  # no labels: predicted, not trained
     windows = summary["processed"]
     assert 5 <= windows <= 8  # 0.13 s of events in 20 ms windows
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["type"] == "end" and rows[-1]["processed"] == windows
     assert all(r["phase"] == "live" for r in rows if r["type"] == "metrics")
+    out = capsys.readouterr().out.splitlines()
+    ready = [line for line in out if line.startswith("ready")]
+    assert ready and f"biograd label 3 --connect tcp://127.0.0.1:{port + 1}" in ready[0]
+    assert out.index(ready[0]) > next(i for i, line in enumerate(out) if line.startswith("compiling"))
+    lines = [line for line in out if " window " in line]
+    assert len(lines) == windows and all("predicted" in line and "confidence" in line for line in lines)
+    first = json.loads((tmp_path / "predictions.jsonl").read_text().splitlines()[0])
+    assert first["time"] - summary["ready_at"] < 1.0
 
 
 def test_keys_command_creates_and_refuses_to_overwrite(tmp_path, capsys):

@@ -175,6 +175,7 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
             f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}",
             "sinks.dashboard=true",
             f"sinks.dashboard_port={port}",
+            f"pipeline.port={_free_port()}",
             "sinks.plots=false",
             "learner.batch_size=16",
             "pipeline.metrics_every=5",
@@ -215,7 +216,7 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
                 # Read the page's own numbers every 100 ms for 2 s, inside the browser.
                 started = time.monotonic()
                 seen = page.evaluate("""() => new Promise((done) => {
-                    const ids = ['samples', 'accuracy', 'events-per-s', 'angle', 'predicted', 'label'];
+                    const ids = ['samples', 'online', 'events-per-s', 'angle', 'predicted', 'label'];
                     const out = [];
                     const timer = setInterval(() => {
                         out.push(Object.fromEntries(ids.map((k) => [k, document.getElementById(k).textContent])));
@@ -245,7 +246,7 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     assert len({s["events-per-s"] for s in seen}) >= 2, seen
     last = seen[-1]
     assert last["predicted"] in tuple("0123456789") and last["label"] in tuple("0123456789")
-    assert last["accuracy"].endswith("%") and last["angle"].endswith("°")
+    assert last["online"].endswith("%") and last["angle"].endswith("°")
     assert lit[:2] == [34, 34] and lit[2] > 50, lit  # an N-MNIST digit's events on the canvas
     assert (REPO / "test-artifacts" / "dashboard.png").stat().st_size > 10_000
     assert result["summary"]["reason"] == "signal"

@@ -1,7 +1,6 @@
 import re
 
 import pytest
-import zmq
 
 from biograd.core.config import ConfigError
 from biograd.core.errors import DataNotFoundError
@@ -96,38 +95,3 @@ def test_data_info_cli(data_dir, capsys, tmp_path):
     bad.write_bytes(b"\0" * 7)
     assert main(["data", "info", str(bad)]) == 2
     assert "bad.bin at byte offset 5: size 7 bytes is not a multiple of 5" in capsys.readouterr().err
-
-
-def test_label_cli_sends_a_control_message():
-    from biograd.core import protocol
-
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.PULL)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    try:
-        assert main(["label", "3", "--connect", f"tcp://127.0.0.1:{port}"]) == 0
-        assert sock.poll(5000)
-        msg = protocol.decode(sock.recv_multipart())
-        assert msg.type == protocol.MsgType.CONTROL and msg.payload == {"command": "label", "label": 3}
-    finally:
-        sock.close(0)
-
-
-def test_label_keyboard_helper_sends_each_typed_digit_and_skips_typos(monkeypatch, capsys):
-    import io
-
-    from biograd.core import protocol
-
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.PULL)
-    port = sock.bind_to_random_port("tcp://127.0.0.1")
-    monkeypatch.setattr("sys.stdin", io.StringIO("4\nx\n\n7\nq\n9\n"))
-    try:
-        assert main(["label", "--connect", f"tcp://127.0.0.1:{port}"]) == 0
-        labels = []
-        while sock.poll(2000):
-            labels.append(protocol.decode(sock.recv_multipart()).payload["label"])
-        assert labels == [4, 7]  # "x" is refused, nothing after "q" is sent
-        assert "ignored: label 'x': must be a digit 0..9" in capsys.readouterr().err
-    finally:
-        sock.close(0)
