@@ -11,7 +11,20 @@ the same real data in one run (files already in the OS cache):
 * ``aedat_raw`` / ``dv_raw``: the libraries alone (``aedat.Decoder`` packets;
   ``MonoCameraRecording.getNextEventBatch`` + ``EventStore.numpy()``);
 * ``aedat_source`` / ``dv_source``: :class:`sources.aedat4.AedatRecording` (container
-  scan, conversion to EVENT_DTYPE, per-packet validation) with each backend.
+  scan, conversion to EVENT_DTYPE, per-packet validation) with each backend;
+* ``faery_aedat_raw`` / ``faery_aedat_source``: faery's AEDAT4 decoder alone and behind
+  the project (``source.backend = "faery"``).
+
+``--formats``: the recording converted by faery's writers to EVT3, EVT2, DAT, ES,
+AEDAT4 and CSV (into a temporary folder), then decoded by faery alone
+(``faery.events_stream_from_file``, packets counted) and through the project
+(:class:`sources.formats.EventFile`: detection, header, view conversion, per-event
+checks); the ratio project / faery is the figure to hold >= 0.8.
+
+``--udp``: a sender process paces the recording (tiled, time shifted) into UDP
+datagrams of ``--udp-packet`` events to loopback at rising rates; the project's
+UDP source (faery's receiver) counts what arrives. A rate is *held* when every
+event arrived and the kernel dropped no datagram.
 """
 
 from __future__ import annotations
@@ -44,12 +57,30 @@ def timed(fn, repeat: int) -> tuple[float, int]:
     return statistics.median(times), n
 
 
+def timed_pair(first, second, repeat: int) -> tuple[tuple[float, int], tuple[float, int]]:
+    """Like :func:`timed` for two functions, alternating their passes so load changes hit both alike."""
+    first(), second()
+    times: tuple[list, list] = ([], [])
+    counts = [0, 0]
+    for _ in range(repeat):
+        for k, fn in enumerate((first, second)):
+            t0 = time.perf_counter()
+            counts[k] = fn()
+            times[k].append(time.perf_counter() - t0)
+    return (statistics.median(times[0]), counts[0]), (statistics.median(times[1]), counts[1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data root (default $BIOGRAD_DATA)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--aedat-passes", type=int, default=20, help="file passes per timed AEDAT4 run")
     parser.add_argument("--json", metavar="PATH", help="write a flat JSON object name -> number")
+    parser.add_argument("--formats", action="store_true", help="also every faery format: project vs faery alone")
+    parser.add_argument("--udp", action="store_true", help="also the UDP source on loopback at rising rates")
+    parser.add_argument("--udp-rates", default="0.5,1,2,4,8,12", help="M events/s, comma-separated")
+    parser.add_argument("--udp-packet", type=int, default=1000, help="events per UDP datagram")
+    parser.add_argument("--udp-seconds", type=float, default=1.0, help="seconds sent per rate")
     args = parser.parse_args(argv)
     root = data_root(args.data)
     files = sorted((root / "nmnist-1k").glob("*/*/*.bin"))
@@ -93,12 +124,19 @@ def main(argv=None) -> int:
 
         return run
 
+    def faery_aedat_raw():
+        import faery
+
+        return sum(len(p) for _ in range(args.aedat_passes) for p in faery.events_stream_from_file(davis))
+
     cases = {
         "nmnist_decode": nmnist_decode,
         "nmnist_read": nmnist_read,
         "aedat_raw": aedat_raw,
+        "faery_aedat_raw": faery_aedat_raw,
         "dv_raw": dv_raw,
         "aedat_source": source("aedat"),
+        "faery_aedat_source": source("faery"),
         "dv_source": source("dv"),
     }
     results = {}
@@ -117,9 +155,141 @@ def main(argv=None) -> int:
     flat = {f"{name}_events_per_s": round(rate) for name, (rate, _, _) in results.items()}
     flat["dv_over_aedat_source"] = round(results["dv_source"][0] / base, 4)
     flat["nmnist_decode_over_aedat_source"] = round(results["nmnist_decode"][0] / base, 4)
+    flat["faery_aedat_raw_over_aedat_raw"] = round(results["faery_aedat_raw"][0] / results["aedat_raw"][0], 4)
+    if args.formats:
+        flat.update(bench_formats(davis, args.repeat, args.aedat_passes))
+    if args.udp:
+        flat.update(bench_udp(davis, [float(r) for r in args.udp_rates.split(",")], args.udp_packet, args.udp_seconds))
     if args.json:
         Path(args.json).write_text(json.dumps(flat, indent=1) + "\n")
     return 0
+
+
+FORMAT_FILES = {
+    "evt3": "rec.raw",
+    "evt2": "rec2.raw",
+    "dat": "rec.dat",
+    "es": "rec.es",
+    "aedat4": "rec.aedat4",
+    "csv": "rec.csv",
+}
+
+
+def bench_formats(davis: Path, repeat: int, passes: int) -> dict:
+    """Decode events/s per format: faery alone vs the project's EventFile, side by side."""
+    import tempfile
+
+    import faery
+
+    from biograd.core.events import to_faery
+    from biograd.sources.formats import EventFile
+
+    events = AedatRecording(davis).read_all()
+    out, rows = {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt, name in FORMAT_FILES.items():
+            path = Path(tmp) / name
+            options = {"version": fmt} if fmt in ("evt2", "evt3") else {}
+            faery.events_stream_from_array(to_faery(events), (346, 260)).to_file(path, **options)
+            file_passes = max(1, passes // 10) if fmt == "csv" else passes
+
+            def alone(path=path, fmt=fmt, n=file_passes):
+                kind = "evt" if fmt.startswith("evt") else ("aedat" if fmt == "aedat4" else fmt)
+                extra = {"version_fallback": fmt} if fmt.startswith("evt") else {}
+                return sum(
+                    len(p) for _ in range(n) for p in faery.events_stream_from_file(path, file_type=kind, **extra)
+                )
+
+            def project(path=path, n=file_passes):
+                backend = "faery"  # the same decoder as "alone", so the ratio is the project's overhead
+                return sum(p.size for _ in range(n) for p in EventFile(path, backend=backend).packets())
+
+            (t_a, n_a), (t_p, n_p) = timed_pair(alone, project, repeat)
+            assert n_a == n_p, (fmt, n_a, n_p)
+            rows.append((fmt, n_a / t_a, n_p / t_p))
+            out[f"format_{fmt}_faery_events_per_s"] = round(n_a / t_a)
+            out[f"format_{fmt}_project_events_per_s"] = round(n_p / t_p)
+            out[f"format_{fmt}_project_over_faery"] = round((n_p / t_p) / (n_a / t_a), 4)
+    print(f"\n{'format':<8}{'faery alone ev/s':>18}{'project ev/s':>16}{'project/faery':>15}")
+    for fmt, a, p in rows:
+        print(f"{fmt:<8}{a:>18,.0f}{p:>16,.0f}{p / a:>14.2f}x")
+    return out
+
+
+def _udp_sender(port: int, rate: float, seconds: float, per_packet: int, path: str, result) -> None:
+    """Pace the recording, tiled with shifted time, at ``rate`` ev/s to 127.0.0.1:port (own process)."""
+    import socket
+
+    import numpy as np
+
+    base = AedatRecording(path).read_all()
+    total = int(rate * seconds)
+    reps = -(-total // base.size)
+    span = int(base["t"][-1] - base["t"][0]) + 1
+    tiled = np.concatenate([base] * reps)[:total]
+    tiled["t"] = tiled["t"] - base["t"][0] + np.repeat(np.arange(reps) * span, base.size)[:total]
+    data = tiled.tobytes()
+    size = per_packet * 13
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    start = time.perf_counter()
+    sent = 0
+    for off in range(0, len(data), size):
+        due = start + (off // 13) / rate
+        while time.perf_counter() < due:
+            pass
+        sock.sendto(data[off : off + size], ("127.0.0.1", port))
+        sent += min(size, len(data) - off) // 13
+    result.put((sent, sent / (time.perf_counter() - start)))
+
+
+def bench_udp(davis: Path, rates: list, per_packet: int, seconds: float) -> dict:
+    """The UDP source at rising rates on loopback: sent, received, kernel drops, held or not."""
+    import multiprocessing as mp
+
+    from biograd.core.events import DAVIS346_GEOMETRY
+    from biograd.sources.udp import UdpStream
+
+    out, rows = {}, []
+    ctx = mp.get_context("spawn")
+    held = 0.0
+    for rate in rates:
+        stream = UdpStream("127.0.0.1", 0, DAVIS346_GEOMETRY)
+        result = ctx.Queue()
+        sender = ctx.Process(
+            target=_udp_sender, args=(stream.port, rate * 1e6, seconds, per_packet, str(davis), result)
+        )
+        received = 0
+        packets = stream.packets(heartbeat=0.2)
+        sender.start()
+        sent_info = None
+        idle = 0
+        while True:
+            packet = next(packets)
+            received += packet.size
+            if sent_info is None and not result.empty():
+                sent_info = result.get()
+            if packet.size == 0:
+                idle += 1
+                if sent_info is not None and (received >= sent_info[0] or idle > 5):
+                    break
+            else:
+                idle = 0
+        sender.join()
+        stream.close()
+        sent, achieved = sent_info
+        dropped = stream.stats.dropped
+        ok = received == sent and dropped == 0
+        held = max(held, achieved / 1e6) if ok else held
+        rows.append((rate, achieved / 1e6, sent, received, dropped, ok))
+        out[f"udp_{rate:g}M_achieved_send_Mev_per_s"] = round(achieved / 1e6, 3)
+        out[f"udp_{rate:g}M_lost_events"] = sent - received
+        out[f"udp_{rate:g}M_kernel_drops"] = dropped
+    print(f"\n{'target M ev/s':>14}{'sent M ev/s':>13}{'sent':>12}{'received':>12}{'kernel drops':>14}  held")
+    for rate, achieved, sent, received, dropped, ok in rows:
+        print(f"{rate:>14g}{achieved:>13.2f}{sent:>12,}{received:>12,}{dropped:>14,}  {'yes' if ok else 'no'}")
+    print(f"highest rate held without a drop: {held:.2f} M ev/s ({per_packet} events per datagram)")
+    out["udp_highest_held_Mev_per_s"] = round(held, 3)
+    return out
 
 
 if __name__ == "__main__":

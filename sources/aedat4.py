@@ -203,8 +203,9 @@ def scan_aedat4(path: str | os.PathLike, strict: bool = True) -> Aedat4Layout:
 class AedatRecording:
     """Replay the polarity events of an AEDAT4 file as a stream of EVENT_DTYPE packets.
 
-    ``backend="aedat"`` decodes with the ``aedat`` package (fast), ``"dv"`` with
-    dv-processing's ``MonoCameraRecording`` (the reference). With ``strict``
+    ``backend="aedat"`` decodes with the ``aedat`` package (the default: it goes on
+    after a damaged packet, see docs/sources.md), ``"faery"`` with faery's AEDAT4
+    decoder, ``"dv"`` with dv-processing's ``MonoCameraRecording`` (the reference). With ``strict``
     any damage raises :class:`DataFormatError` naming the file and byte offset;
     otherwise (a stream) bad packets are skipped and counted in ``stats.invalid``.
     """
@@ -218,8 +219,8 @@ class AedatRecording:
         strict: bool = False,
         validate: bool = True,
     ):
-        if backend not in ("aedat", "dv"):
-            raise ValueError(f"backend must be 'aedat' or 'dv', got {backend!r}")
+        if backend not in ("aedat", "dv", "faery"):
+            raise ValueError(f"backend must be 'aedat', 'dv' or 'faery', got {backend!r}")
         self.path = Path(path)
         self.backend, self.speed, self.strict, self.validate = backend, speed, strict, validate
         self.layout = scan_aedat4(self.path, strict=strict)
@@ -254,6 +255,8 @@ class AedatRecording:
     def _raw_packets(self) -> Iterator[tuple[int | None, np.ndarray]]:
         if self.backend == "aedat":
             yield from self._aedat_packets()
+        elif self.backend == "faery":
+            yield from self._faery_packets()
         else:
             yield from self._dv_packets()
 
@@ -284,6 +287,30 @@ class AedatRecording:
             else:
                 kind = next((k for k in packet if k != "stream_id"), "unknown")
                 self.stats.skip(kind)
+
+    def _faery_packets(self):
+        from faery.file_decoder import aedat as faery_aedat
+
+        from biograd.core.events import from_faery
+
+        with faery_aedat.Decoder(path=self.path) as decoder:
+            for k, (offset, sid, _) in enumerate(self.layout.packets):
+                try:
+                    track, packet = next(decoder)
+                except StopIteration:
+                    rest = sum(8 + size for _, _, size in self.layout.packets[k:])
+                    self._bad(offset, f"faery stopped before this packet; {len(self.layout.packets) - k} skipped", rest)
+                    return
+                except BaseException as exc:  # faery's Rust side may panic (a BaseException)
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    rest = sum(8 + size for _, _, size in self.layout.packets[k:])
+                    self._bad(offset, f"faery cannot decode packet of stream {sid} ({exc}); rest of file skipped", rest)
+                    return
+                if track.data_type == "events":
+                    yield offset, from_faery(packet)
+                else:
+                    self.stats.skip(track.data_type)
 
     def _dv_packets(self):
         import dv_processing as dv

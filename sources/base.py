@@ -176,6 +176,17 @@ def _longest_nondecreasing(t, floor):
     return keep
 
 
+@njit(cache=True)
+def _packet_ok(t, x, y, p, width, height, floor):
+    """One pass: every event inside the sensor, polarity 0/1, time non-decreasing from ``floor``."""
+    last = floor
+    for i in range(t.shape[0]):
+        if x[i] >= width or y[i] >= height or p[i] > 1 or t[i] < last:
+            return False
+        last = t[i]
+    return True
+
+
 def sanitize_packet(events: np.ndarray, geometry: Geometry, last_t: int | None) -> tuple[np.ndarray, int, str]:
     """(usable events, number dropped, why): drop single bad events instead of the whole packet.
 
@@ -186,9 +197,11 @@ def sanitize_packet(events: np.ndarray, geometry: Geometry, last_t: int | None) 
     """
     if events.size == 0:
         return events, 0, ""
-    good = (events["x"] < geometry.width) & (events["y"] < geometry.height) & (events["p"] <= 1)
     t = events["t"]
     floor = 0 if last_t is None else max(int(last_t), 0)
+    if _packet_ok(t, events["x"], events["y"], events["p"], geometry.width, geometry.height, floor):
+        return events, 0, ""  # the common case, in one pass without temporaries
+    good = (events["x"] < geometry.width) & (events["y"] < geometry.height) & (events["p"] <= 1)
     monotone = t[0] >= floor and bool(np.all(t[1:] >= t[:-1]))
     if monotone and good.all():
         return events, 0, ""

@@ -110,8 +110,12 @@ def open_source(
             raise ConfigError(f"source.path = '': source.kind = {cfg.kind!r} needs an event file")
         if not path.is_absolute() and not path.exists() and data_root:
             path = Path(data_root) / path
+        if path.is_dir():  # labelled recordings in class folders: a replay dataset
+            from biograd.sources.recordings import RecordingFolder
+
+            return RecordingFolder(path, cfg.split, cfg, epochs=epochs or 1, skip=skip, epoch=epoch)
         if not path.is_file():
-            raise DataNotFoundError(f"source.path = {cfg.path!r}: no such event file")
+            raise DataNotFoundError(f"source.path = {cfg.path!r}: no such event file or folder")
         geometry = Geometry(*cfg.geometry) if cfg.geometry else None
         recording = EventFile(path, backend=cfg.backend, speed=cfg.speed, geometry=geometry)
         return PacketStream(recording, cfg, path.name)

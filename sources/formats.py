@@ -150,12 +150,11 @@ def detect(path: str | os.PathLike) -> FileInfo:
     """Format and header of an event file, from its first bytes. DataFormatError if unknown."""
     path = Path(path)
     with open(path, "rb") as f:
-        head = f.read(1 << 16)
-    if head.startswith(AEDAT4_MAGIC):
-        from biograd.sources.aedat4 import scan_aedat4
-
-        layout = scan_aedat4(path, strict=False)
-        return FileInfo(path, "aedat4", layout.geometry, "header", len(AEDAT4_MAGIC))
+        head = f.read(1 << 12)
+        if head.startswith(b"%") and b"\n%" in head[-256:]:  # a long Prophesee header: read on
+            head += f.read(1 << 16)
+    if head.startswith(AEDAT4_MAGIC):  # geometry: AedatRecording's container scan reads it
+        return FileInfo(path, "aedat4", None, "header", len(AEDAT4_MAGIC))
     if head.startswith(ES_MAGIC):
         return FileInfo(path, "es", None, "header", len(ES_MAGIC))
     if head.startswith(b"%"):

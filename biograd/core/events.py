@@ -120,7 +120,10 @@ def validate_events(events: np.ndarray, geometry: Geometry, source: str = "event
 def _view_or_copy(packet: np.ndarray, source_dtype: np.dtype) -> np.ndarray | None:
     """``packet`` reinterpreted as EVENT_DTYPE without a copy, when its memory allows it."""
     if packet.dtype == source_dtype and packet.ndim == 1 and packet.flags["C_CONTIGUOUS"]:
-        return packet.view(EVENT_DTYPE)
+        if packet.size == 0:
+            return empty_events(0)
+        # frombuffer shares the memory like .view() but skips numpy's structured-view safety check
+        return np.frombuffer(packet, dtype=EVENT_DTYPE)
     return None
 
 
@@ -157,9 +160,8 @@ def from_faery(packet: np.ndarray) -> np.ndarray:
 
 def to_faery(events: np.ndarray) -> np.ndarray:
     """The same events in faery's layout (a view of ``events`` when contiguous)."""
-    if events.flags["C_CONTIGUOUS"]:
-        return events.view(FAERY_EVENT_DTYPE)
-    return np.ascontiguousarray(events).view(FAERY_EVENT_DTYPE)
+    events = np.ascontiguousarray(events)  # a no-op (no copy) when already contiguous
+    return np.frombuffer(events, dtype=FAERY_EVENT_DTYPE) if events.size else np.zeros(0, FAERY_EVENT_DTYPE)
 
 
 # --- dv-processing -------------------------------------------------------

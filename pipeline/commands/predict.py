@@ -82,7 +82,7 @@ def cmd_predict(args) -> int:
     from biograd.core.protocol import Phase
     from biograd.core.transport import WireSample
     from biograd.learner.network import BioGradLearner
-    from biograd.pipeline.runner import Encoder
+    from biograd.pipeline.encoder import Encoder
     from biograd.sinks.checkpoints import load_checkpoint
     from biograd.sources.formats import detect
 

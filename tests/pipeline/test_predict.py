@@ -15,8 +15,8 @@ from biograd.core.transport import WireSample
 from biograd.learner.config import LearnerConfig
 from biograd.learner.network import BioGradLearner
 from biograd.pipeline.cli import main
+from biograd.pipeline.encoder import Encoder
 from biograd.pipeline.run_config import build_run_config
-from biograd.pipeline.runner import Encoder
 from biograd.sources.aedat4 import AedatRecording
 from biograd.sources.nmnist import read_nmnist
 
