@@ -35,6 +35,14 @@ def register(subparsers) -> None:
         "bias_mant{l}, bias_exp{l}, vth{l}, du{l}, dv{l}, w_lsb{l})",
     )
     e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument(
+        "--format",
+        choices=("loihi", "nir"),
+        default="loihi",
+        help="loihi: Loihi integers (.npz) and the quantisation report; nir: the float network as a "
+        "NIR graph (HDF5, needs --out), readable by NIR simulators",
+    )
+    e.add_argument("--dt", type=float, help="NIR: seconds per time step (default: 1e-3 MNIST, 5e-3 N-MNIST)")
     add_config_options(e)
     e.set_defaults(func=cmd_export)
 
@@ -87,6 +95,8 @@ def cmd_export(args) -> int:
 
     cfg = _config(args)
     params = NetworkParams.from_checkpoint(args.checkpoint)
+    if args.format == "nir":
+        return _export_nir(params, args)
     layers = quantize_network(params, None if cfg.weight_exp < 0 else cfg.weight_exp)
     report = quantization_report(params, layers)
     print(json.dumps(report, indent=1) if args.json else format_report(report))
@@ -110,6 +120,19 @@ def cmd_export(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez(out, **arrays)
         print(f"wrote {out}")
+    return 0
+
+
+def _export_nir(params, args) -> int:
+    from biograd.deploy.nir_export import write_nir
+
+    if not args.out:
+        raise BioGradError("--format nir needs --out FILE (e.g. net.nir)")
+    # one time bin: 1 ms for rate-coded MNIST (784 inputs), 5 ms for N-MNIST (2312 inputs)
+    dt = args.dt or (5e-3 if params.layer_sizes[0] == 2312 else 1e-3)
+    path = write_nir(params, args.out, dt=dt)
+    sizes = "-".join(map(str, params.layer_sizes))
+    print(f"wrote {path}: NIR graph {sizes} (Affine + LIF per layer, dt = {dt:g} s, {params.timesteps} steps)")
     return 0
 
 
