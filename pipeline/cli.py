@@ -7,9 +7,9 @@ import logging
 import sys
 
 from biograd.core.errors import BioGradError
-from biograd.pipeline.commands import data, deploy, predict, sinks, stages
+from biograd.pipeline.commands import continual, data, deploy, predict, sinks, stages
 
-COMMAND_MODULES = (stages, data, predict, sinks, deploy)
+COMMAND_MODULES = (stages, data, predict, sinks, deploy, continual)
 
 
 def build_parser() -> argparse.ArgumentParser:
