@@ -1,0 +1,177 @@
+"""Continual-learning benchmark: every protocol of ``biograd continual`` with its methods side by side.
+
+    nice -n 19 python -m bench.continual run [--protocols ...] [--seeds 0 1 2]   # → bench/exp_logs/continual/
+    python -m bench.continual report [--json PATH]                              # tables + plots → docs/
+
+``run`` calls ``biograd continual`` once per protocol (the same stream, seeds and samples for
+every method) and appends to ``bench/exp_logs/continual/<protocol>/results.jsonl``; a
+(protocol, method, seed) already logged is skipped, so an interrupted run resumes. ``report``
+prints one Markdown table per protocol (mean ± std over seeds), the gain of the best local
+mitigation over naive fine-tuning, draws the accuracy matrices and the live-stream curve into
+docs/, and with ``--json`` writes one flat JSON object name -> number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = ROOT / "bench" / "exp_logs" / "continual"
+DOCS = ROOT / "docs"
+
+#: per protocol: methods and sizes (2 cores shared: small, stated in docs/continual.md)
+PLAN = {
+    "split-mnist": dict(
+        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "bptt-replay", "joint", "clp"],
+        train_per_class=100,
+        test_per_class=50,
+    ),
+    "split-nmnist": dict(
+        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "bptt-replay", "joint", "clp"],
+        train_per_class=0,
+        test_per_class=0,
+    ),
+    "permuted-mnist": dict(
+        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "joint"],
+        train_per_class=100,
+        test_per_class=30,
+    ),
+    "new-class-mnist": dict(
+        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "clp"],
+        train_per_class=100,
+        test_per_class=50,
+    ),
+}
+NAIVE, MITIGATIONS = "biograd", ("biograd-replay",)
+
+
+def _read(protocol: str) -> list[dict]:
+    path = LOG_DIR / protocol / "results.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def cmd_run(args) -> int:
+    from biograd.pipeline.cli import main as biograd
+
+    for protocol in args.protocols:
+        plan = PLAN[protocol]
+        done = {(r["method"], r["seed"]) for r in _read(protocol)}
+        methods = [m for m in plan["methods"] if m in (args.methods or plan["methods"])]
+        for seed in args.seeds:
+            todo = [m for m in methods if (m, seed) not in done]
+            if not todo:
+                continue
+            argv = ["continual", "--protocol", protocol, "--methods", *todo, "--seeds", str(seed)]
+            argv += ["--train-per-class", str(plan["train_per_class"]), "--test-per-class", str(plan["test_per_class"])]
+            argv += ["--out", str(LOG_DIR / protocol)] + (["--data", args.data] if args.data else [])
+            print(f"$ biograd {' '.join(argv)}", flush=True)
+            if biograd(argv) != 0:
+                return 2
+    return 0
+
+
+def _ms(values) -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-"
+    v = np.asarray(v) * 100
+    return f"{v.mean():.1f}" if len(v) == 1 else f"{v.mean():.1f} ± {v.std(ddof=1):.1f}"
+
+
+def report_protocol(protocol: str, out: dict) -> None:
+    from biograd.pipeline.commands.continual import summary_table
+    from biograd.pipeline.continual.run import plot_matrices
+
+    rs = _read(protocol)
+    if not rs:
+        return
+    order = [m for m in PLAN[protocol]["methods"] if any(r["method"] == m for r in rs)]
+    rs = sorted(rs, key=lambda r: (order.index(r["method"]), r["seed"]))
+    print(f"\n## {protocol} ({rs[0]['kind']}): {rs[0]['sizes']}\n")
+    print(summary_table(rs))
+    for name in order:
+        mine = [r for r in rs if r["method"] == name]
+        for key in ("average_accuracy", "forgetting", "backward_transfer"):
+            vals = [r[key] for r in mine if r[key] is not None]
+            if vals:
+                out[f"{protocol}_{name}_{key}"] = float(np.mean(vals))
+        out[f"{protocol}_{name}_seconds"] = float(np.mean([r["seconds"] for r in mine]))
+    naive = [r["average_accuracy"] for r in rs if r["method"] == NAIVE]
+    best = max(
+        (m for m in MITIGATIONS if any(r["method"] == m for r in rs)),
+        key=lambda m: np.mean([r["average_accuracy"] for r in rs if r["method"] == m]),
+        default=None,
+    )
+    if naive and best:
+        gain = np.mean([r["average_accuracy"] for r in rs if r["method"] == best]) - np.mean(naive)
+        seeds = sorted({r["seed"] for r in rs if r["method"] == best})
+        print(
+            f"\n- best local mitigation `{best}` vs naive `{NAIVE}`: {gain * 100:+.1f} points average accuracy ({len(seeds)} seeds)"
+        )
+        out[f"{protocol}_mitigation_gain_points"] = float(gain * 100)
+    seed0 = min(r["seed"] for r in rs)
+    plot_matrices([r for r in rs if r["seed"] == seed0], DOCS / f"continual_{protocol}.png")
+    curves = [r for r in rs if r["curve"]]
+    if curves:
+        _plot_curves(protocol, curves)
+
+
+def _plot_curves(protocol: str, rs: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.3), sharey=True)
+    tasks = rs[0]["tasks"]
+    for k, name in enumerate(dict.fromkeys(r["method"] for r in rs)):
+        mine = [r for r in rs if r["method"] == name]
+        x = [p["samples"] for p in mine[0]["curve"]]
+        for ax, t in zip(axes, tasks):
+            y = np.mean([[p[t] * 100 for p in r["curve"]] for r in mine], axis=0)
+            ax.plot(x, y, "o-", color=f"C{k}", label=f"{name} ({len(mine)} seeds)")
+    for ax, t in zip(axes, tasks):
+        ax.set_title(f"test accuracy on {t}", fontsize=9)
+        ax.set_xlabel(f"samples into the second half of the stream ({tasks[1]})", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy %")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(DOCS / f"continual_{protocol}_curve.png", dpi=110)
+    plt.close(fig)
+
+
+def cmd_report(args) -> int:
+    out: dict[str, float] = {}
+    for protocol in PLAN:
+        report_protocol(protocol, out)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="bench.continual", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the protocols (resumes: logged runs are skipped)")
+    r.add_argument("--protocols", nargs="+", choices=list(PLAN), default=list(PLAN))
+    r.add_argument("--methods", nargs="+", help="only these methods (default: each protocol's list)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
+    r.set_defaults(func=cmd_run)
+    rep = sub.add_parser("report", help="tables and plots from the logs")
+    rep.add_argument("--json", help="write the figures as one flat JSON object")
+    rep.set_defaults(func=cmd_report)
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
