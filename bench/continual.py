@@ -24,30 +24,43 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / "bench" / "exp_logs" / "continual"
 DOCS = ROOT / "docs"
 
+FULL = [
+    "biograd",
+    "biograd-adam",
+    "biograd-rmsprop",
+    "biograd-replay",
+    "biograd-adam-replay",
+    "onchip",
+    "onchip-replay",
+    "bptt",
+    "bptt-replay",
+    "joint",
+    "clp",
+]
 #: per protocol: methods and sizes (2 cores shared: small, stated in docs/continual.md)
 PLAN = {
     "split-mnist": dict(
-        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "bptt-replay", "joint", "clp"],
+        methods=FULL,
         train_per_class=100,
         test_per_class=50,
     ),
     "split-nmnist": dict(
-        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "bptt-replay", "joint", "clp"],
+        methods=FULL,
         train_per_class=0,
         test_per_class=0,
     ),
     "permuted-mnist": dict(
-        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "joint"],
+        methods=["biograd", "biograd-adam", "biograd-replay", "biograd-adam-replay", "onchip", "bptt", "joint"],
         train_per_class=100,
         test_per_class=30,
     ),
     "new-class-mnist": dict(
-        methods=["biograd", "biograd-replay", "onchip", "onchip-replay", "bptt", "clp"],
+        methods=["biograd", "biograd-adam", "biograd-replay", "biograd-adam-replay", "onchip", "bptt", "clp"],
         train_per_class=100,
         test_per_class=50,
     ),
 }
-NAIVE, MITIGATIONS = "biograd", ("biograd-replay",)
+NAIVE, MITIGATIONS = "biograd", ("biograd-replay", "biograd-adam-replay")
 
 
 def _read(protocol: str) -> list[dict]:

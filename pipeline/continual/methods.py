@@ -5,7 +5,9 @@ task ends (``end_task``) and predicts a batch of test rasters (``predict``, lear
 
 * ``biograd`` — BioGrad streaming (batch 1, sleep every ``sleep_every`` samples): naive
   fine-tuning, the lower bound of the mitigations.
-* ``biograd-replay`` — BioGrad plus replay of stored events in the sleep phase: a small
+* ``biograd-adam`` / ``biograd-rmsprop`` — the same with the learner's adaptive per-synapse
+  step rules (``learner.optimizer``) at ``adaptive_lr``.
+* ``biograd-replay`` (and ``biograd-adam-replay``) — BioGrad plus replay of stored events in the sleep phase: a small
   class-balanced store of input rasters (``per_class`` per class, reservoir sampling, the
   events as recorded), and at every sleep (every ``every`` new samples) ``k`` stored samples
   are learned again with the same local rule. Nothing but the stored events and their labels
@@ -29,7 +31,10 @@ from biograd.learner.config import LearnerConfig
 
 METHODS = (
     "biograd",
+    "biograd-adam",
+    "biograd-rmsprop",
     "biograd-replay",
+    "biograd-adam-replay",
     "onchip",
     "onchip-replay",
     "bptt",
@@ -45,6 +50,7 @@ class MethodSettings:
     lr: float = 1e-3  # BioGrad per-sample rate
     sleep_every: int = 32
     bptt_lr: float = 1e-4  # the project's reference BPTT/Adam rate
+    adaptive_lr: float = 1e-4  # biograd-adam / biograd-rmsprop
     onchip_lr: float = 2e-4  # deploy.onchip_lr default
     replay_per_class: int = 20
     replay_every: int = 32  # = sleep_every: replay happens in the sleep phase
@@ -175,23 +181,25 @@ def learner_config(n_inputs: int, timesteps: int, s: MethodSettings, seed: int) 
 
 def make_method(name: str, n_inputs: int, timesteps: int, s: MethodSettings, seed: int, stream_len: int):
     """A fresh method ``name`` (see METHODS); ``stream_len`` = training samples it will see."""
+    if name not in METHODS:
+        raise ConfigError(f"method {name!r}: must be one of {', '.join(METHODS)}")
     cfg = learner_config(n_inputs, timesteps, s, seed)
-    base, _, mitigation = name.partition("-")
+    base, *flags = name.split("-")
+    replay = "replay" in flags
     if name == "joint" or base == "biograd":
+        for opt in ("adam", "rmsprop"):
+            if opt in flags:
+                cfg = replace(cfg, optimizer=opt, lr=s.adaptive_lr)
         inner = BioGradMethod(cfg)
     elif base == "bptt":
         inner = BPTTMethod(cfg, s.bptt_lr)
     elif base == "onchip":
-        replays = (stream_len // s.replay_every + 1) * s.replay_k if mitigation else 0
+        replays = (stream_len // s.replay_every + 1) * s.replay_k if replay else 0
         inner = OnChipMethod(replace(cfg, dtype="float64", sleep=False), s.onchip_lr, stream_len + replays + 1)
-    elif name == "clp":
+    else:  # clp
         from biograd.pipeline.continual.clp import LavaCLP
 
         return LavaCLP(n_inputs, capacity=stream_len)
-    else:
-        raise ConfigError(f"method {name!r}: must be one of {', '.join(METHODS)}")
-    if mitigation == "replay":
+    if replay:
         return Replay(inner, s.replay_per_class, s.replay_every, s.replay_k, seed)
-    if mitigation:
-        raise ConfigError(f"method {name!r}: unknown mitigation {mitigation!r}")
     return inner
