@@ -170,6 +170,43 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_lava_check(args) -> int:
+    """The on-chip method's first ``--samples`` of the split-MNIST stream through the Lava graph
+    itself (fixed_pt) and through the emulator: every learned integer weight must agree."""
+    import time
+
+    from biograd.core.data import data_root
+    from biograd.deploy.lava_graph import LavaOnChip
+    from biograd.pipeline.continual.methods import MethodSettings, OnChipMethod, learner_config
+    from biograd.pipeline.continual.protocols import build_protocol
+
+    plan = PLAN["split-mnist"]
+    proto = build_protocol(
+        "split-mnist", data_root(args.data), args.seed, plan["train_per_class"], plan["test_per_class"]
+    )
+    stream = [(r, int(y)) for t in proto.tasks for r, y in zip(t.train, t.train_labels)][: args.samples]
+    s = MethodSettings()
+    cfg = learner_config(proto.n_inputs, proto.timesteps, s, args.seed)
+    from dataclasses import replace
+
+    emu = OnChipMethod(replace(cfg, dtype="float64", sleep=False), s.onchip_lr, len(stream) + 1)
+    t0 = time.perf_counter()
+    for r, y in stream:
+        emu.learn(r, y)
+    t_emu = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    state, counts = LavaOnChip(emu.plan, [r for r, _ in stream], [y for _, y in stream]).run_all()
+    t_lava = time.perf_counter() - t0
+    same = all(np.array_equal(state["weights"][l], emu.emu.w[l]) for l in range(emu.plan.n_layers))
+    changed = sum(int((emu.emu.w[l] != emu.plan.layers[l].weights).sum()) for l in range(emu.plan.n_layers))
+    print(
+        f"split-mnist seed {args.seed}, first {len(stream)} samples of the stream: Lava fixed_pt and the emulator "
+        f"learned {'IDENTICAL' if same else 'DIFFERENT'} integer weights ({changed} weights changed); "
+        f"Lava {t_lava:.1f} s, emulator {t_emu:.2f} s (ratio {t_lava / max(t_emu, 1e-9):.0f}x, same load)"
+    )
+    return 0 if same else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench.continual", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -179,6 +216,11 @@ def main(argv=None) -> int:
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
     r.set_defaults(func=cmd_run)
+    lc = sub.add_parser("lava-check", help="on-chip method: the Lava graph itself vs the emulator on the stream")
+    lc.add_argument("--samples", type=int, default=30)
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
+    lc.set_defaults(func=cmd_lava_check)
     rep = sub.add_parser("report", help="tables and plots from the logs")
     rep.add_argument("--json", help="write the figures as one flat JSON object")
     rep.set_defaults(func=cmd_report)
