@@ -40,6 +40,12 @@ class LearnerConfig:
     sleep_noise_samples: int = 128  # M_s
     sleep_steps: int = 50  # T_s
     seed: int = 0
+    # health guard (learner/health.py): say once when the output layer stayed silent, or no
+    # weight changed, for this many labelled samples in a row (0 = off); check every this many
+    # labelled samples (and before every checkpoint) that all weights are finite
+    guard_silent: int = 500
+    guard_stalled: int = 500
+    guard_check_every: int = 100
 
     def __post_init__(self):
         sizes = self.layer_sizes
@@ -66,7 +72,7 @@ class LearnerConfig:
             self.error_start,
             f"must be in [0, timesteps={self.timesteps})",
         )
-        require(self.lr > 0, "learner.lr", self.lr, "must be > 0")
+        require(0 < self.lr < float("inf"), "learner.lr", self.lr, "must be > 0 and finite")
         require(0.0 <= self.beta1 < 1.0, "learner.beta1", self.beta1, "must be in [0, 1)")
         require(0.0 <= self.beta2 < 1.0, "learner.beta2", self.beta2, "must be in [0, 1)")
         require(self.eps > 0, "learner.eps", self.eps, "must be > 0")
@@ -74,6 +80,8 @@ class LearnerConfig:
         require(self.sleep_every >= 0, "learner.sleep_every", self.sleep_every, "must be >= 0")
         require(self.sleep_lr > 0, "learner.sleep_lr", self.sleep_lr, "must be > 0")
         require(self.sleep_noise_samples >= 1, "learner.sleep_noise_samples", self.sleep_noise_samples, "must be >= 1")
+        for name in ("guard_silent", "guard_stalled", "guard_check_every"):
+            require(getattr(self, name) >= 0, f"learner.{name}", getattr(self, name), "must be >= 0")
         require(self.sleep_steps >= 1, "learner.sleep_steps", self.sleep_steps, "must be >= 1")
 
     @property
@@ -87,8 +95,13 @@ class LearnerConfig:
         return values[0] if len(values) == 1 else values[layer]
 
 
+#: The algorithm's networks with the paper's training (batch 128, SGD η = 1e-3, sleep after every
+#: batch): the ``nmnist-paper`` / ``mnist-paper`` presets, for reproduction.
 NMNIST_LEARNER = LearnerConfig()
 MNIST_LEARNER = replace(NMNIST_LEARNER, layer_sizes=(784, 500, 100, 10), timesteps=20, error_start=5)
-#: Streaming (update after every labelled sample) on N-MNIST: η and the sleep interval chosen on
-#: a validation split of nmnist-1k (docs/learner.md), not on the test split.
-NMNIST_STREAMING = replace(NMNIST_LEARNER, batch_size=1, lr=3e-4, sleep_every=128)
+NMNIST_PAPER, MNIST_PAPER = NMNIST_LEARNER, MNIST_LEARNER
+#: Streaming (update after every labelled sample): the default of replay, live and the stand-alone
+#: learner. Optimizer, η and sleep interval chosen on a validation split of the training data, never
+#: on a test split (bench/learning.py select / mnist-select; docs/results.md).
+NMNIST_STREAMING = replace(NMNIST_LEARNER, batch_size=1, optimizer="rmsprop", lr=1e-4, sleep_every=128)
+MNIST_STREAMING = replace(MNIST_LEARNER, batch_size=1, optimizer="rmsprop", lr=1e-4, sleep_every=128)

@@ -76,6 +76,7 @@ class BioGradLearner:
         self.samples_seen = 0  # labelled training samples
         self.batch_fill = 0  # samples accumulated in the gradient since the last update
         self.updates = 0
+        self.last_change = 0  # samples_seen at the last update that changed a weight (health guard)
         self.sleeps = 0
         self.samples_since_sleep = 0
         self.last_alignment: list[tuple[float, float]] = []
@@ -162,6 +163,10 @@ class BioGradLearner:
 
     def apply_update(self) -> None:
         """One optimizer step on the mean of the accumulated gradients; clears them."""
+        # A step whose bias gradients are all exactly 0 had no neuron inside the surrogate
+        # window: then every weight gradient is 0 too and nothing changes.
+        if any(g.gb.any() for g in self.grads):
+            self.last_change = self.samples_seen
         self.optimizer.step(self.layers, self.grads, self.batch_fill)
         self.batch_fill = 0
         self.updates += 1
@@ -261,6 +266,7 @@ class BioGradLearner:
             (self.samples_seen, self.batch_fill, self.updates, self.sleeps, self.samples_since_sleep) = (
                 int(c) for c in data["counters"]
             )
+            self.last_change = self.samples_seen
             self.rng.bit_generator.state = json.loads(str(data["rng_json"]))
         except KeyError as exc:
             raise DataFormatError(path, f"checkpoint lacks array {exc}") from None

@@ -83,7 +83,7 @@ class Adaptive(SGD):
     def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
         self.t += 1
         c = self.config
-        inv_n = 1.0 / batch_fill
+        hyper = np.array([c.lr, 1.0 / batch_fill, c.beta1, c.beta2, c.eps], dtype=self.dtype)
         for l, (lay, g) in enumerate(zip(layers, grads)):
             optim_kernels.adaptive_rows(
                 lay.wt,
@@ -94,11 +94,7 @@ class Adaptive(SGD):
                 g.touched,
                 g.rows,
                 g.n_rows,
-                c.lr,
-                inv_n,
-                c.beta1,
-                c.beta2,
-                c.eps,
+                hyper,
                 self.t,
                 self.adam,
             )
@@ -112,11 +108,7 @@ class Adaptive(SGD):
                 self._flag,
                 self._one_row,
                 1,
-                c.lr,
-                inv_n,
-                c.beta1,
-                c.beta2,
-                c.eps,
+                hyper,
                 self.t,
                 self.adam,
             )

@@ -11,11 +11,15 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
-def adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, lr, inv_n, beta1, beta2, eps, t, adam):
+# error_model="numpy": a float division by zero gives inf/nan instead of raising, which drops
+# the per-element zero check that keeps LLVM from vectorising the loop (2.4x faster measured).
+@njit(cache=True, nogil=True, error_model="numpy")
+def adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, hyper, t, adam):
     """Per-synapse RMSprop (``adam`` False) or Adam (True) step ``t`` (1-based) on the listed rows.
 
-    With g = gwt · inv_n (the batch mean) and d = t - 1 - last[j] the steps row j skipped:
+    ``hyper`` = [lr, inv_n, β1, β2, ε] in the weights' dtype (so float32 networks run float32
+    arithmetic, which vectorises). With g = gwt · inv_n (the batch mean) and d = t - 1 - last[j]
+    the steps row j skipped:
       m ← β1 (β1^d m) + (1 - β1) g;  v ← β2 (β2^d v) + (1 - β2) g²
       Adam:    w -= lr · (m / (1 - β1^t)) / (sqrt(v / (1 - β2^t)) + eps)
       RMSprop: w -= lr · g / (sqrt(v) + eps)
@@ -25,38 +29,46 @@ def adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, lr, inv_n, beta1, 
     ``m`` is not read for RMSprop (pass any 2-D array).
     """
     n = wt.shape[1]
-    c1 = 1.0 - beta1**t
-    c2 = 1.0 - beta2**t
+    lr, inv_n, b1, b2, eps = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+    # scalars computed in float64, rounded once to the weights' dtype through this array
+    s = np.empty(6, dtype=hyper.dtype)
+    s[0] = 1.0 - float(b1)
+    s[1] = 1.0 - float(b2)
+    s[2] = 1.0 - float(b1) ** t
+    s[3] = 1.0 - float(b2) ** t
+    omb1, omb2, c1, c2 = s[0], s[1], s[2], s[3]
     for r in range(n_rows):
         j = rows[r]
         gap = t - 1 - last[j]
-        d2 = beta2**gap
+        s[4] = float(b1) ** gap
+        s[5] = float(b2) ** gap
+        d1, d2 = s[4], s[5]
         w = wt[j]
         g = gwt[j]
         vr = v[j]
         if adam:
-            d1 = beta1**gap
             mr = m[j]
             for i in range(n):
                 gi = g[i] * inv_n
-                mi = beta1 * (d1 * mr[i]) + (1.0 - beta1) * gi
-                vi = beta2 * (d2 * vr[i]) + (1.0 - beta2) * gi * gi
+                mi = b1 * (d1 * mr[i]) + omb1 * gi
+                vi = b2 * (d2 * vr[i]) + omb2 * gi * gi
                 mr[i] = mi
                 vr[i] = vi
                 w[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
-                g[i] = 0.0
+                g[i] = 0
         else:
             for i in range(n):
                 gi = g[i] * inv_n
-                vi = beta2 * (d2 * vr[i]) + (1.0 - beta2) * gi * gi
+                vi = b2 * (d2 * vr[i]) + omb2 * gi * gi
                 vr[i] = vi
                 w[i] -= lr * gi / (np.sqrt(vi) + eps)
-                g[i] = 0.0
+                g[i] = 0
         last[j] = t
         touched[j] = 0
 
 
-@njit(cache=True, nogil=True)
+# reassoc: lets the float64 sum vectorise (a different, equally valid summation order)
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
 def sum_sq_rows(gwt, rows, n_rows):
     """Σ gwt² over the listed rows (float64): the whole matrix's, since other rows are zero."""
     acc = 0.0

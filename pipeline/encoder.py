@@ -8,7 +8,7 @@ from biograd.core.transport import WireSample
 
 
 def default_bin_us(cfg) -> int:
-    return cfg.pipeline.bin_us or (1000 if cfg.preset == "mnist" else 5000)
+    return cfg.pipeline.bin_us or (1000 if cfg.source.kind == "mnist" else 5000)
 
 
 class Encoder:

@@ -18,8 +18,9 @@ from biograd.core import records
 from biograd.core.errors import EventFormatError
 from biograd.core.protocol import MsgType, Phase
 from biograd.core.transport import Receiver, WireSample
+from biograd.learner.health import HealthGuard
 from biograd.pipeline.encoder import Encoder
-from biograd.pipeline.stats import RunStats
+from biograd.pipeline.stats import LearningCurve, RunStats
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class LearnerStage:
         self.processed = 0
         self.events = 0
         self.stats = RunStats(learner.config.layer_sizes[-1])
+        self.guard = HealthGuard.from_config(learner.config)
+        self.curve = LearningCurve()
         self._since_metrics = 0
         self._metrics_t = time.monotonic()
         self._metrics_events = 0
@@ -191,6 +194,9 @@ class LearnerStage:
         if train:
             result = self.learner.train_sample(raster, label)
             predicted, counts, loss, slept = result.prediction, result.counts, result.loss, result.slept
+            self.curve.add(predicted == label)
+            for warning in self.guard.observe(self.learner, result):  # raises LearningHalted
+                log.warning("health: %s", warning)
         else:
             predicted, counts = self.learner.predict(raster)
         predicted = int(predicted)
@@ -269,6 +275,7 @@ class LearnerStage:
             self.emit(record)
             self.position = {"epoch": epoch + 1, "next_index": 0, "train_done": False}
             if record["samples"]:
+                self.curve.evals.append((epoch, record["accuracy"], record["samples"]))
                 log.info("epoch %d: test accuracy %.4f on %d samples", epoch, record["accuracy"], record["samples"])
 
     def extra_state(self) -> dict:
@@ -278,6 +285,8 @@ class LearnerStage:
         """Save when the checkpoint schedule says so (or at once if ``forced``, or ``final``)."""
         if self.checkpoints is None:
             return None
+        if forced or final or self.checkpoints.due(int(self.learner.samples_seen)):
+            self.guard.check_finite(self.learner)  # never write a diverged state
         if final:
             path = self.checkpoints.save_final(self.learner, self.extra_state())
         elif forced:
@@ -323,11 +332,11 @@ class LearnerStage:
             if not alive() and receiver.live_streams() == 0:
                 return "source-died"
 
-    def finish(self, reason: str) -> None:
-        """Final metrics, final checkpoint, the end record."""
+    def finish(self, reason: str, save: bool = True) -> None:
+        """Final metrics, final checkpoint (unless ``save`` is False: a halted run), the end record."""
         if self._since_metrics:
             self.metrics()
-        path = self.checkpoint(final=True)
+        path = self.checkpoint(final=True) if save else None
         self.emit(
             records.end_record(reason, self.learner.samples_seen, self.processed, self.events, self.counters(), path)
         )

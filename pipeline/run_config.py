@@ -9,7 +9,7 @@ from typing import Literal
 from biograd.core.config import apply_overrides, from_dict, load_toml, require
 from biograd.core.errors import ConfigError
 from biograd.deploy.config import DeployConfig
-from biograd.learner.config import MNIST_LEARNER, NMNIST_LEARNER, LearnerConfig
+from biograd.learner.config import MNIST_PAPER, MNIST_STREAMING, NMNIST_PAPER, NMNIST_STREAMING, LearnerConfig
 from biograd.sinks.config import SinkConfig
 from biograd.sources.config import SourceConfig
 
@@ -70,10 +70,37 @@ class RunConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
 
+#: Dataset presets. ``nmnist`` / ``mnist`` learn in streaming (an update after every labelled
+#: sample, settings chosen on validation: learner/config.py) and are the defaults of replay, live
+#: and the stand-alone learner; ``*-paper`` are the paper's settings (batch 128, SGD η = 1e-3, a
+#: sleep after every batch) for reproduction. ``--config``/``--set`` change only the keys they name.
 PRESETS = {
-    "nmnist": {"source": SourceConfig(kind="nmnist"), "learner": NMNIST_LEARNER},
-    "mnist": {"source": SourceConfig(kind="mnist"), "learner": MNIST_LEARNER},
+    "nmnist": {"source": SourceConfig(kind="nmnist"), "learner": NMNIST_STREAMING},
+    "mnist": {"source": SourceConfig(kind="mnist"), "learner": MNIST_STREAMING},
+    "nmnist-paper": {"source": SourceConfig(kind="nmnist"), "learner": NMNIST_PAPER},
+    "mnist-paper": {"source": SourceConfig(kind="mnist"), "learner": MNIST_PAPER},
 }
+
+#: The learner keys a person reads first to know how the network learns.
+_LEARNING_KEYS = ("optimizer", "lr", "batch_size", "sleep", "sleep_every", "feedback_init", "engine", "layer_sizes")
+
+
+def describe_learning(cfg: RunConfig) -> str:
+    """One line of the effective learning settings and the keys that differ from the preset."""
+    from dataclasses import fields
+
+    preset = PRESETS[cfg.preset]["learner"]
+    shown = ", ".join(f"{k}={getattr(cfg.learner, k)}" for k in _LEARNING_KEYS)
+    changed = [
+        f"{f.name}={getattr(cfg.learner, f.name)}"
+        for f in fields(LearnerConfig)
+        if getattr(cfg.learner, f.name) != getattr(preset, f.name)
+    ]
+    return (
+        f"learning: preset {cfg.preset!r}: {shown}; "
+        + (f"changed from the preset: {', '.join(changed)}" if changed else "preset unchanged")
+        + f" (all settings: {cfg.sinks.run_dir}/config.toml)"
+    )
 
 
 def build_run_config(config_file: str | Path | None = None, overrides: list[str] = ()) -> RunConfig:

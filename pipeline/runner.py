@@ -30,6 +30,7 @@ from biograd.core import records
 from biograd.core.errors import BioGradError, ConfigError
 from biograd.core.protocol import Phase
 from biograd.core.transport import Receiver, RecordPublisher, WireSample, connect_address, endpoints
+from biograd.learner.health import LearningHalted
 from biograd.learner.network import BioGradLearner
 from biograd.pipeline.encoder import Encoder, default_bin_us  # noqa: F401 (part of the runner's API)
 from biograd.pipeline.launch import (  # noqa: F401 (part of the runner's API)
@@ -139,6 +140,7 @@ def run_learner(
     receiver = publisher = None
     join = None
     reason = None
+    halted: LearningHalted | None = None
     try:
         receiver = Receiver(ep.input, ep.control, ctx, hwm=p.hwm, keys=p.keys, max_events=p.max_events)
         publisher = RecordPublisher(ep.output, ctx, keys=p.keys)
@@ -161,10 +163,14 @@ def run_learner(
         alive = lambda: True  # noqa: E731
         if start_source is not None:
             alive, join = start_source(connect_address(ep.input), connect_address(ep.output), ctx, stop, position)
-        reason = stage.run(receiver, stop, exit_on_end=exit_on_end, alive=alive)
+        try:
+            reason = stage.run(receiver, stop, exit_on_end=exit_on_end, alive=alive)
+        except LearningHalted as exc:  # the health guard: stop, keep the last good checkpoint
+            halted, reason = exc, "halted"
+            log.error("%s", exc)
         if reason != "end":
             stop.set()  # tells an in-process source to stop too
-        stage.finish(reason)
+        stage.finish(reason, save=halted is None)
         if cfg.sinks.dashboard and cfg.sinks.dashboard_hold and reason == "end" and hold is not None:
             print(
                 "run finished; the dashboard stays up until Ctrl-C (sinks.dashboard_hold=false ends at once)",
@@ -181,6 +187,7 @@ def run_learner(
             "ready_at": ready_at,
             **stage.counters(),
             "learner": learner,
+            "curve": stage.curve,
         }
     finally:
         stop.set()
@@ -203,6 +210,8 @@ def run_learner(
             log.info("plots: %s", ", ".join(str(v) for v in made.values()))
         except BioGradError as exc:
             log.warning("plots not made: %s", exc)
+    if halted is not None:
+        raise halted  # the CLI prints the reason and exits non-zero
     return summary
 
 

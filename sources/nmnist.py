@@ -117,7 +117,7 @@ def _has_split(folder: Path) -> bool:
 def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike | None) -> Path:
     """The N-MNIST folder: ``path`` > ``data_root``/nmnist-1k or nmnist > the bundled sample.
 
-    Using the bundled sample (130 samples) is logged as a warning, never silent.
+    Using the bundled sample (200 train / 100 test samples) is logged as a warning, never silent.
     """
     if path:
         p = Path(path).expanduser()
@@ -137,7 +137,7 @@ def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike |
     log.log(
         level,
         "N-MNIST not found under %s (looked for %s; set --data or $%s): using the bundled "
-        "sample (10 train + up to 3 test samples per digit) in %s",
+        "sample (20 train samples per digit, 100 test samples) in %s",
         data_root,
         " or ".join(DATASET_NAMES),
         ENV_VAR,

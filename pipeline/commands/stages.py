@@ -13,13 +13,6 @@ from biograd.pipeline.commands.options import add_config_options, run_config_fro
 
 log = logging.getLogger(__name__)
 
-#: ``biograd replay`` with no --config/--set (``make run``) is a demo: one online pass of streaming
-#: updates with the settings of ``learner.config.NMNIST_STREAMING`` (batch 1, η = 3e-4, a sleep
-#: every 128 samples) — the protocol those settings were chosen for on a validation split
-#: (docs/learner.md). The preset itself keeps the paper's batch of 128 and η = 1e-3, which at
-#: batch 1 overshoots; further streaming epochs are unstable too (docs/results.md, sleep ablation).
-DEFAULT_REPLAY_EPOCHS = 1
-DEMO_OVERRIDES = ["learner.batch_size=1", "learner.lr=3e-4", "learner.sleep_every=128"]
 LIVE_KINDS = ("camera", "dvstream", "udp", "aedat", "file")
 
 
@@ -30,6 +23,14 @@ def _config(args):
     return cfg
 
 
+def _announce(cfg) -> None:
+    """The effective learning settings, before anything runs (they are saved in config.toml too)."""
+    from biograd.pipeline.run_config import describe_learning
+
+    print(describe_learning(cfg))
+    print(f"run dir: {cfg.sinks.run_dir}")
+
+
 def _data_root(args):
     from biograd.core.data import data_root
 
@@ -37,6 +38,9 @@ def _data_root(args):
 
 
 def _print_summary(summary: dict) -> None:
+    curve = summary.get("curve")
+    if curve is not None and (curve.buckets or curve.evals):
+        print(curve.render())
     counters = ", ".join(f"{k} {summary[k]}" for k in ("dropped", "invalid", "gaps"))
     print(
         f"run dir: {summary['run_dir']}  ({summary['processed']} samples processed, "
@@ -47,18 +51,9 @@ def _print_summary(summary: dict) -> None:
 def cmd_replay(args) -> int:
     from biograd.pipeline.runner import replay
 
-    # Any --config/--set means the configuration decides; none at all is the `make run` demo.
-    demo = not args.config and not args.overrides
-    if demo:
-        args.overrides = list(DEMO_OVERRIDES)
-        print(
-            f"demo settings (give --config or --set to choose your own): {' '.join(DEMO_OVERRIDES)}, "
-            f"epochs={args.epochs or DEFAULT_REPLAY_EPOCHS}"
-        )
     cfg = _config(args)
-    epochs = args.epochs or (DEFAULT_REPLAY_EPOCHS if demo else None)
-    print(f"run dir: {cfg.sinks.run_dir}")
-    summary = replay(cfg, _data_root(args), resume=args.resume, epochs=epochs, stop=_stop_on_signals())
+    _announce(cfg)
+    summary = replay(cfg, _data_root(args), resume=args.resume, epochs=args.epochs, stop=_stop_on_signals())
     _print_summary(summary)
     return 0
 
@@ -72,7 +67,7 @@ def cmd_live(args) -> int:
             f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
             f"(use `biograd replay` for datasets)"
         )
-    print(f"run dir: {cfg.sinks.run_dir}")
+    _announce(cfg)
     summary = live(cfg, _data_root(args), resume=args.resume, stop=_stop_on_signals())
     _print_summary(summary)
     return 0
@@ -99,7 +94,7 @@ def cmd_learner(args) -> int:
     p = cfg.pipeline
     p = replace(p, input=args.bind or p.input, control=args.control or p.control, output=args.output or p.output)
     cfg = replace(cfg, pipeline=replace(p, transport=p.transport if p.transport != "inproc" else "tcp"))
-    print(f"run dir: {cfg.sinks.run_dir}")
+    _announce(cfg)
     summary = run_learner(cfg, None, resume=args.resume, stop=_stop_on_signals(), exit_on_end=not args.forever)
     _print_summary(summary)
     return 0
@@ -191,8 +186,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        help=f"epochs (default source.epochs; with no --config/--set the "
-        f"demo: {DEFAULT_REPLAY_EPOCHS} epochs, {' '.join(DEMO_OVERRIDES)})",
+        help="epochs (default source.epochs, 1 in the dataset presets: one streaming pass)",
     )
     p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
     p.set_defaults(func=cmd_replay)

@@ -6,14 +6,15 @@ from biograd.pipeline.run_config import build_run_config
 
 
 def test_defaults_match_algorithm_doc():
-    nmnist = build_run_config().learner
+    nmnist = build_run_config(overrides=["preset=nmnist-paper"]).learner
     assert nmnist.layer_sizes == (2312, 500, 100, 10)
     assert (nmnist.timesteps, nmnist.error_start) == (60, 19)
     assert (nmnist.vdecay, nmnist.vth, nmnist.grad_win, nmnist.grad_amp) == ((0.3,), (0.3,), (0.3,), (1.0,))
     assert (nmnist.lr, nmnist.batch_size, nmnist.feedback_init) == (1e-3, 128, "mirror")
+    assert (nmnist.optimizer, nmnist.sleep_every) == ("sgd", 0)  # the paper: plain SGD, sleep per batch
     assert (nmnist.sleep_noise_samples, nmnist.sleep_steps) == (128, 50)
     assert nmnist.sleep_lr == pytest.approx(1e-4 / 3)
-    mnist = build_run_config(overrides=["preset=mnist"]).learner
+    mnist = build_run_config(overrides=["preset=mnist-paper"]).learner
     assert mnist.layer_sizes == (784, 500, 100, 10)
     assert (mnist.timesteps, mnist.error_start) == (20, 5)
 

@@ -20,6 +20,7 @@ from biograd.sources.stage import open_split
 SMALL = [
     "learner.layer_sizes=[2312, 16, 10]",
     "learner.batch_size=1",
+    "learner.sleep_every=0",  # a sleep after every update, as the tests below count them
     "pipeline.progress=false",
     "pipeline.metrics_every=1000",
     "sinks.plots=false",

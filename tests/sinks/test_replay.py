@@ -41,6 +41,7 @@ TRAIN_LIMIT = 96
 SETTINGS = [
     f"source.limit={TRAIN_LIMIT}",
     "learner.batch_size=16",
+    "learner.sleep_every=0",  # a sleep after every batch update: 6 sleep records
     "learner.layer_sizes=[2312, 64, 10]",
     "sinks.checkpoint_every=40",
     "sinks.keep_checkpoints=5",

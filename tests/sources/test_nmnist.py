@@ -79,8 +79,8 @@ def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch
     assert root == BUNDLED_ROOT
     assert caplog.text.count("using the bundled sample") == 1  # once per process, not per open
     bundled = NMNISTDataset(root, "train")
-    assert len(bundled) == 100 and bundled.classes == list(range(10))
-    assert len(NMNISTDataset(root, "test")) == 29  # digit 8 has only 2 test files in nmnist-1k
+    assert len(bundled) == 200 and bundled.classes == list(range(10))
+    assert len(NMNISTDataset(root, "test")) == 100  # all of nmnist-1k's test files
     assert all(1000 < s.events.size < 8000 for s in bundled)  # README: 1 069-7 152 events
     with pytest.raises(ConfigError, match="no val split"):
         NMNISTDataset(root, "val")
@@ -88,7 +88,7 @@ def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch
 
 def test_bundled_files_are_unchanged_copies(nmnist_dir):
     files = sorted(BUNDLED_ROOT.glob("*/*/*.bin"))
-    assert len(files) == 129
+    assert len(files) == 300
     for f in files:
         assert f.read_bytes() == (nmnist_dir / f.relative_to(BUNDLED_ROOT)).read_bytes()
 
