@@ -23,6 +23,8 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import re
+import secrets
 import struct
 from typing import NamedTuple
 
@@ -42,6 +44,9 @@ assert HEADER.size == 102
 #: Receiver limits: a message above them is rejected before any allocation.
 DEFAULT_MAX_EVENTS = 4_000_000  # 52 MB of events in one message
 DEFAULT_MAX_JSON_BYTES = 1 << 20
+#: JSON nesting deeper than this is rejected before parsing (json.loads recurses per level).
+MAX_JSON_DEPTH = 32
+_BRACKETS = re.compile(rb'[\[\]{}"\\]')
 
 
 class ProtocolError(BioGradError, ValueError):
@@ -109,9 +114,10 @@ class Message(NamedTuple):
     label: int | None = None
     phase: Phase = Phase.NONE
     epoch: int = 0
-    index: int = -1
+    # ``index`` and ``count`` shadow tuple methods; the wire names win (fields, not methods).
+    index: int = -1  # type: ignore[assignment]
     sample_id: str = ""
-    count: int = 0
+    count: int = 0  # type: ignore[assignment]
     events: np.ndarray | None = None
     payload: dict | None = None
 
@@ -182,19 +188,27 @@ def encode(msg: Message, stream_id: int | None = None, seq: int | None = None) -
         if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
             raise ProtocolError(f"EVENTS needs a 1-D {EVENT_DTYPE} array, got {getattr(events, 'dtype', events)!r}")
         events = np.ascontiguousarray(events)
-        return [_header(*common, events.shape[0]), memoryview(events).cast("B")]
+        return [_header(*common, events.shape[0]), memoryview(events.data).cast("B")]
     if t in JSON_TYPES:
         body = json.dumps(msg.payload or {}, separators=(",", ":"), allow_nan=False).encode("utf-8")
         return [_header(*common, len(body)), body]
     return [_header(*common, msg.count)]
 
 
-def record_message(record: dict, stream_id: int = 0, seq: int = 0) -> list:
-    """Frames carrying one sink record; its ``type`` key picks the message type."""
+def new_stream_id() -> int:
+    return secrets.randbits(32)
+
+
+def record_message(record: dict, stream_id: int = 0, seq: int = 0, index: int = -1) -> list:
+    """Frames carrying one sink record; its ``type`` key picks the message type.
+
+    ``index``: the record's number among the publisher's records of its type (-1 = not
+    numbered), so a subscriber to one type still sees its losses as gaps.
+    """
     kind = record.get("type")
     if kind not in RECORD_TYPES:
         raise ProtocolError(f"record type {kind!r} is not one of {', '.join(RECORD_TYPES)}")
-    return encode(Message(RECORD_TYPES[kind], stream_id=stream_id, seq=seq, payload=record))
+    return encode(Message(RECORD_TYPES[kind], stream_id=stream_id, seq=seq, index=index, payload=record))
 
 
 def control_message(
@@ -227,6 +241,39 @@ def _check_control(payload: dict) -> None:
     request_id = payload.get("id")
     if request_id is not None and not (isinstance(request_id, str) and 0 < len(request_id) <= MAX_REQUEST_ID):
         raise ProtocolError(f"control id must be a string of 1..{MAX_REQUEST_ID} characters, got {request_id!r}")
+
+
+def json_depth(raw: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` in JSON text ``raw`` (brackets inside strings ignored).
+
+    A C-speed scan: only brackets, quotes and backslashes are visited in Python, and texts
+    with few brackets (every normal message) are answered without visiting any.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return 0
+    depth = deepest = 0
+    in_string = escaped = False
+    for match in _BRACKETS.finditer(raw):
+        c = match.group()
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == b"\\":
+                # an escape only counts for the very next character
+                escaped = match.end() < len(raw) and raw[match.end() : match.end() + 1] in (b'"', b"\\")
+            elif c == b'"':
+                in_string = False
+        elif c == b'"':
+            in_string = True
+        elif c in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif c in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _nbytes(frame) -> int:
@@ -309,7 +356,7 @@ def decode(
         events = np.frombuffer(_buffer(frames[1]), dtype=EVENT_DTYPE)
         if validate and not _events_ok(events["t"], events["x"], events["y"], events["p"], width, height):
             try:  # the slow check only to name the first bad event
-                validate_events(events, geometry, f"EVENTS seq {seq} of stream {stream_id:08x}")
+                validate_events(events, _geometry(width, height), f"EVENTS seq {seq} of stream {stream_id:08x}")
             except EventFormatError as exc:
                 raise ProtocolError(str(exc)) from None
             raise ProtocolError(f"EVENTS seq {seq} of stream {stream_id:08x}: invalid events")
@@ -319,16 +366,19 @@ def decode(
             raise ProtocolError(f"{msg_type.name} JSON payload of {size} bytes exceeds {max_json_bytes}")
         if size != count:
             raise ProtocolError(f"{msg_type.name} JSON payload is {size} bytes, header says {count}")
+        raw = bytes(_buffer(frames[1]))
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            raise ProtocolError(f"{msg_type.name} JSON payload nests deeper than {MAX_JSON_DEPTH} levels")
         try:
-            payload = json.loads(bytes(_buffer(frames[1])).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise ProtocolError(f"{msg_type.name} payload is not valid JSON: {exc}") from None
         if not isinstance(payload, dict):
             raise ProtocolError(f"{msg_type.name} payload must be a JSON object, got {type(payload).__name__}")
         if msg_type == MsgType.CONTROL:
             _check_control(payload)
         elif msg_type in RECORD_TYPES.values():
-            if RECORD_TYPES.get(payload.get("type")) != msg_type:
+            if RECORD_TYPES.get(str(payload.get("type"))) != msg_type:
                 raise ProtocolError(f"{msg_type.name} message carries a record of type {payload.get('type')!r}")
     return Message(
         msg_type,
