@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from biograd.core.config import require
-from biograd.core.errors import DataFormatError, DataNotFoundError
+from biograd.core.errors import BioGradError, DataFormatError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +197,31 @@ class CheckpointManager:
         found = list_checkpoints(self.root)
         for old in found[: -self.keep]:
             shutil.rmtree(old.path, ignore_errors=True)
-        for leftover in self.root.glob(".tmp-ckpt-*"):
-            # Temporary dirs of a crashed earlier save; ours have been renamed by now.
-            shutil.rmtree(leftover, ignore_errors=True)
+        clean_leftovers(self.root)
+
+
+def clean_leftovers(root) -> list[Path]:
+    """Remove what a crash left in ``root``: temporary and replaced-checkpoint dirs
+    (``.tmp-ckpt-*``, ``.old-ckpt-*``) and half-pruned ``ckpt-*`` dirs missing a file.
+
+    Only called by the writer of ``root`` (after its own save), so nothing in progress is
+    touched: its own temporary dir has been renamed by then, and a ``ckpt-`` name only ever
+    appears complete (rename), so a ``ckpt-`` dir lacking a file is one a prune left half-deleted.
+    """
+    removed = []
+    root = Path(root)
+    if not root.is_dir():
+        return removed
+    for child in root.iterdir():
+        half_pruned = (
+            _NAME.match(child.name)
+            and child.is_dir()
+            and not ((child / STATE_FILE).exists() and (child / LEARNER_FILE).exists())
+        )
+        if child.name.startswith((".tmp-ckpt-", ".old-ckpt-")) or half_pruned:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
 
 
 def _fsync_dir(path: Path) -> None:
@@ -240,16 +266,87 @@ def read_state(path) -> dict:
     return state
 
 
-def load_checkpoint(path, loader: Callable) -> Checkpoint:
-    """Load a checkpoint (see :func:`resolve_checkpoint` for what ``path`` may be).
+def check_learner_file(npz: Path) -> None:
+    """Refuse, before anything is allocated, a learner file whose stored config asks for
+    layers its weight arrays do not hold (a forged config could make the loader allocate
+    gigabytes). Reads only the zip directory, the config and the array headers."""
+    try:
+        with zipfile.ZipFile(npz) as z:
+            names = set(z.namelist())
+            if "config_json.npy" not in names:
+                return  # the loader names what is missing
+            with z.open("config_json.npy") as f:
+                config = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+            sizes = config.get("layer_sizes") if isinstance(config, dict) else None
+            if not (isinstance(sizes, list) and len(sizes) >= 2 and all(isinstance(n, int) and n > 0 for n in sizes)):
+                raise DataFormatError(npz, f"stored layer_sizes {sizes!r} are not positive integers")
+            for layer in range(len(sizes) - 1):
+                member = f"W{layer}.npy"
+                if member not in names:
+                    raise DataFormatError(npz, f"lacks array W{layer}")
+                with z.open(member) as f:
+                    major, _minor = np.lib.format.read_magic(f)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, _ = read_header(f)  # the header only, not the data
+                if math.prod(shape) != sizes[layer] * sizes[layer + 1]:
+                    raise DataFormatError(
+                        npz,
+                        f"stored config asks for layers {sizes} but W{layer} holds {shape}: "
+                        f"refusing to allocate a network its arrays do not describe",
+                    )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise DataFormatError(npz, f"not a readable learner checkpoint (.npz): {exc}") from None
 
-    ``loader(npz_path)`` builds the learner (``BioGradLearner.load``; sinks do not import the learner).
-    """
-    ckpt = resolve_checkpoint(path)
+
+def check_learner_state(ckpt: Path, learner) -> None:
+    """Every float array finite and every counter >= 0 (``learner.state_arrays()``)."""
+    arrays = learner.state_arrays() if hasattr(learner, "state_arrays") else {}
+    for key, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise DataFormatError(ckpt / LEARNER_FILE, f"array {key} holds NaN or infinite values")
+        if key == "counters" and arr.dtype.kind in "iu" and (arr < 0).any():
+            raise DataFormatError(ckpt / LEARNER_FILE, f"negative counters {arr.tolist()}")
+
+
+def _load_one(ckpt: Path, loader: Callable) -> Checkpoint:
     state = read_state(ckpt)
+    check_learner_file(ckpt / LEARNER_FILE)
     learner = loader(ckpt / LEARNER_FILE)
+    check_learner_state(ckpt, learner)
     if int(learner.samples_seen) != state["samples"]:
         raise DataFormatError(
             ckpt, f"{LEARNER_FILE} has seen {learner.samples_seen} samples but {STATE_FILE} says {state['samples']}"
         )
     return Checkpoint(ckpt, state["samples"], learner, state["extra"], float(state.get("time", 0.0)))
+
+
+def load_checkpoint(path, loader: Callable) -> Checkpoint:
+    """Load a checkpoint (see :func:`resolve_checkpoint` for what ``path`` may be).
+
+    ``loader(npz_path)`` builds the learner (``BioGradLearner.load``; sinks do not import the
+    learner). Given one checkpoint, a damaged one is an error naming the file and the problem;
+    given a run directory, a damaged newest checkpoint is skipped with a warning and the
+    newest good one is loaded.
+    """
+    path = Path(path)
+    direct = path.is_file() or ((path / STATE_FILE).exists() and (path / LEARNER_FILE).exists())
+    if direct:
+        return _load_one(resolve_checkpoint(path), loader)
+    candidates = list_checkpoints(path)
+    if not candidates:
+        resolve_checkpoint(path)  # raises the "no checkpoint here" error
+    errors = []
+    for info in reversed(candidates):
+        try:
+            loaded = _load_one(info.path, loader)
+        except BioGradError as exc:
+            errors.append(str(exc))
+            log.warning("checkpoint %s is damaged, trying an older one: %s", info.path, exc)
+            continue
+        if errors:
+            log.warning("resuming from %s, the newest good checkpoint (%d newer skipped)", info.path, len(errors))
+        return loaded
+    raise DataFormatError(path, "no loadable checkpoint: " + "; ".join(errors))

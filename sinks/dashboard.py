@@ -30,11 +30,11 @@ import logging
 import threading
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from biograd.core.errors import BioGradError
 from biograd.core.records import check_record, to_json
+from biograd.sinks.http_guard import GuardedHandler, GuardedServer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Dashboard:
             "updated": None,
         }
         try:
-            self._server = ThreadingHTTPServer((host, port), self._handler_class())
+            self._server = GuardedServer((host, port), self._handler_class())
         except OSError as exc:
             raise BioGradError(
                 f"dashboard: cannot listen on {host}:{port} ({exc}); set sinks.dashboard_port to a free port or 0"
@@ -213,10 +213,12 @@ class Dashboard:
     def _handler_class(self):
         dashboard = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(GuardedHandler):
             server_version = "biograd-dashboard"
 
             def do_GET(self):  # noqa: N802 (http.server's naming)
+                if not self.host_ok():  # DNS rebinding: /state.json holds paths
+                    return
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
                     self._send(dashboard._page, "text/html; charset=utf-8")
