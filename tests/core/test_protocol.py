@@ -147,7 +147,14 @@ def test_json_validation():
 def test_no_pickle_anywhere_in_the_wire_path():
     import pathlib
 
-    for name in ("protocol.py", "transport.py", "runner.py"):
+    for name in (
+        "protocol.py",
+        "transport.py",
+        "transport_base.py",
+        "transport_send.py",
+        "transport_recv.py",
+        "transport_records.py",
+    ):
         path = pathlib.Path(protocol.__file__).with_name(name)
         if path.exists():
             text = path.read_text()
