@@ -127,4 +127,18 @@ def build_run_config(config_file: str | Path | None = None, overrides: list[str]
             merged[key] = value
     for key, value in defaults.items():
         merged.setdefault(key, value)
+    for section, key in PATH_SETTINGS:  # `--set pipeline.keys=~/.biograd/keys` works as typed
+        value = merged.get(section, {}).get(key)
+        if isinstance(value, str) and value.startswith("~"):
+            merged[section] = {**merged[section], key: str(Path(value).expanduser())}
     return from_dict(RunConfig, merged)
+
+
+#: Settings that name a file or folder; ``~`` is expanded in each.
+PATH_SETTINGS = (
+    ("source", "path"),
+    ("sinks", "run_dir"),
+    ("sinks", "predictions_file"),
+    ("pipeline", "keys"),
+    ("pipeline", "ipc_dir"),
+)

@@ -40,9 +40,21 @@ from biograd.pipeline.launch import (  # noqa: F401 (part of the runner's API)
     thread_source,
 )
 from biograd.pipeline.learner_stage import LearnerStage
-from biograd.pipeline.run_dir import config_to_toml, prepare_run_dir  # noqa: F401 (part of the runner's API)
+from biograd.pipeline.load import open_checkpoint
+from biograd.pipeline.run_dir import (  # noqa: F401 (part of the runner's API)
+    config_to_toml,
+    prepare_run_dir,
+    resolve_run_dir,
+    run_dir_of,
+)
 from biograd.pipeline.warmup import warm_up
-from biograd.sources.stage import iter_split, open_split, run_live_source, run_replay_source  # noqa: F401
+from biograd.sources.stage import (  # noqa: F401
+    iter_split,
+    open_split,
+    run_live_source,
+    run_replay_source,
+    work_left,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +91,21 @@ def build_sinks(cfg, append: bool = False, live: bool = False, control: str = ""
 
 
 def make_learner(cfg, resume: str | None):
-    """A new learner, or the one in checkpoint ``resume`` with its extra state."""
+    """A new learner, or the one in checkpoint ``resume`` (any form, ``pipeline.load``) with its
+    extra state (None for a bare ``.npz``)."""
     from biograd.learner.network import BioGradLearner
 
     if not resume:
         return BioGradLearner(cfg.learner), None
-    from biograd.sinks.checkpoints import load_checkpoint
-
-    ckpt = load_checkpoint(resume, BioGradLearner.load)
-    if tuple(ckpt.learner.config.layer_sizes) != tuple(cfg.learner.layer_sizes):
+    loaded = open_checkpoint(resume)
+    sizes = tuple(loaded.learner.config.layer_sizes)
+    if sizes != tuple(cfg.learner.layer_sizes):
         raise ConfigError(
-            f"checkpoint {ckpt.path} has layer sizes {ckpt.learner.config.layer_sizes}, "
-            f"the config asks for {cfg.learner.layer_sizes}"
+            f"checkpoint {loaded.path} has layer sizes {list(sizes)}, the config asks for "
+            f"{list(cfg.learner.layer_sizes)} (give --set learner.layer_sizes={list(sizes)} or the run's --config)"
         )
-    log.info("resuming from %s (%d samples)", ckpt.path, ckpt.samples)
-    return ckpt.learner, ckpt.extra_state
+    log.info("resuming from %s (%d samples)", loaded.path, loaded.samples)
+    return loaded.learner, loaded.extra_state
 
 
 def run_learner(
@@ -105,6 +117,7 @@ def run_learner(
     exit_on_end: bool = True,
     live: bool = False,
     hold: threading.Event | None = None,
+    force: bool = False,
 ) -> dict:
     """Bind the learner's sockets, optionally start a source, learn until the end; a summary dict.
 
@@ -112,14 +125,15 @@ def run_learner(
     stage (thread or process) and returns an ``alive()`` callable and a ``join()`` callable.
     ``live``: compile first (:func:`warm_up`), say "ready" with the control address, a line per
     window. ``hold``: with the dashboard on, a run that ended keeps serving it until ``hold`` is
-    set (Ctrl-C).
+    set (Ctrl-C). ``force``: a run folder holding another run is cleared (else refused).
     """
     from biograd.sinks.checkpoints import CheckpointManager
 
     stop = stop or threading.Event()
+    cfg = resolve_run_dir(cfg)
     learner, extra = make_learner(cfg, resume)
     position = (extra or {}).get("position")
-    run_dir = prepare_run_dir(cfg, bool(resume))
+    run_dir = prepare_run_dir(cfg, resumes_in_place(cfg, resume), force)
     p = cfg.pipeline
     if (live or cfg.sinks.dashboard) and not p.control and p.transport == "inproc":
         # labels and controls from another terminal (or the dashboard's buttons): loopback TCP
@@ -206,7 +220,7 @@ def run_learner(
         try:
             from biograd.sinks.plots import make_plots
 
-            made, _ = make_plots(run_dir, BioGradLearner.load)
+            made, _ = make_plots(run_dir, BioGradLearner.load, initial_weights=initial_weights)
             log.info("plots: %s", ", ".join(str(v) for v in made.values()))
         except BioGradError as exc:
             log.warning("plots not made: %s", exc)
@@ -215,12 +229,51 @@ def run_learner(
     return summary
 
 
+def initial_weights(learner) -> list:
+    """The weights ``learner`` started from: its config's seed rebuilds them."""
+    return BioGradLearner(learner.config).weights
+
+
+def resumes_in_place(cfg, resume: str | None) -> bool:
+    """True when ``resume`` is a checkpoint of the run folder this run writes to."""
+    if not resume:
+        return False
+    own = run_dir_of(resume)
+    return own is not None and own.resolve() == Path(cfg.sinks.run_dir).expanduser().resolve()
+
+
 def replay(
-    cfg, data_root, resume: str | None = None, stop: threading.Event | None = None, epochs: int | None = None
+    cfg,
+    data_root,
+    resume: str | None = None,
+    stop: threading.Event | None = None,
+    epochs: int | None = None,
+    force: bool = False,
 ) -> dict:
-    """Dataset → learner → sinks: per epoch the train split then the test split (eval record)."""
+    """Dataset → learner → sinks: per epoch the train split then the test split (eval record).
+
+    Resuming a run that has done all its epochs does nothing: the summary's reason is
+    ``"complete"`` (its ``epochs`` say how many); give more ``epochs`` to go on.
+    """
     if epochs:
         cfg = replace(cfg, source=replace(cfg.source, epochs=epochs))
+    cfg = resolve_run_dir(cfg)
+    if resume:
+        loaded = open_checkpoint(resume)
+        position = (loaded.extra_state or {}).get("position")
+        if not work_left(cfg, position):
+            return {
+                "reason": "complete",
+                "run_dir": str(run_dir_of(resume) or cfg.sinks.run_dir),
+                "epochs": cfg.source.epochs,
+                "samples": int(loaded.samples),
+                "processed": 0,
+                "events": 0,
+                "dropped": 0,
+                "invalid": 0,
+                "gaps": 0,
+                "learner": loaded.learner,
+            }
     if cfg.pipeline.transport == "inproc":
         start = thread_source(
             lambda address, output, ctx, stop_, position: run_replay_source(
@@ -230,7 +283,7 @@ def replay(
     else:
         config_file = Path(cfg.sinks.run_dir) / "config.toml"
         start = process_source(["--config", str(config_file), "--data", str(data_root)])
-    return run_learner(cfg, data_root, resume, stop, start, hold=stop)
+    return run_learner(cfg, data_root, resume, stop, start, hold=stop, force=force)
 
 
 def live(
@@ -239,6 +292,7 @@ def live(
     resume: str | None = None,
     stop: threading.Event | None = None,
     outlive: bool | None = None,
+    force: bool = False,
 ) -> dict:
     """Camera / DV network stream / recording → learner → sinks, in real time (drop oldest).
 
@@ -255,7 +309,7 @@ def live(
         outlive=outlive,
         restart_s=2.0 if outlive and streaming else None,
     )
-    return run_learner(cfg, data_root, resume, stop, start, exit_on_end=not outlive, live=True, hold=stop)
+    return run_learner(cfg, data_root, resume, stop, start, exit_on_end=not outlive, live=True, hold=stop, force=force)
 
 
 def evaluate(cfg, data_root, checkpoint: str) -> dict:

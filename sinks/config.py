@@ -16,7 +16,7 @@ class SinkConfig:
     ``metrics.csv``), ``checkpoints/ckpt-<samples>/`` and ``plots/*.png``.
     """
 
-    run_dir: str = "runs/latest"
+    run_dir: str = ""  # "" = a new runs/<date>-<time> (runs/latest points at the newest)
     metrics_format: Literal["jsonl", "csv"] = "jsonl"
     checkpoint_every: int = 0  # samples between checkpoints; 0 = not by count
     checkpoint_minutes: float = 0.0  # minutes between checkpoints; 0 = not by time
@@ -30,7 +30,6 @@ class SinkConfig:
     frame_interval_s: float = 0.2  # at most one input frame per this many seconds goes to the dashboard
 
     def __post_init__(self):
-        require(bool(self.run_dir), "sinks.run_dir", self.run_dir, "must not be empty")
         require(self.checkpoint_every >= 0, "sinks.checkpoint_every", self.checkpoint_every, "must be >= 0")
         require(
             self.checkpoint_minutes >= 0,

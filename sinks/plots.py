@@ -4,10 +4,14 @@
 
 - ``learning_curves.png``  running train accuracy and every evaluation (val/test) over samples
 - ``confusion.png``        the latest test (else validation, else the run's own) confusion matrix
-- ``feedback_angle.png``   angle between B_l and (W_out … W_{l+1})^T and their norm ratio, per hidden layer
-- ``weights.png``          first-layer weights of some hidden units, ON and OFF halves side by side,
-                           from the latest checkpoint
-- ``event_rate.png``       input events/s and samples/s
+- ``feedback_angle.png``   angle between B_l and (W_out … W_{l+1})^T and their norm ratio, per hidden
+                           layer, with 0° (B mirrors the forward weights: backprop) and 90° (unrelated,
+                           as a random B starts) marked
+- ``weights.png``          input weights of the most class-selective first-layer units, drawn on the
+                           sensor (ON and OFF apart), from the latest checkpoint
+- ``event_rate.png``       input events/s and samples/s against time since the run started
+
+The plots folder is emptied of PNGs first, so nothing from an earlier run is left in it.
 
 A plot whose data the run does not have (no sleep records, no checkpoint) is
 not drawn; :func:`make_plots` returns why, and ``biograd report`` prints it.
@@ -35,15 +39,19 @@ PLOT_NAMES = ("learning_curves", "confusion", "feedback_angle", "weights", "even
 EVAL_COLOURS = {"val": "tab:orange", "validation": "tab:orange", "test": "tab:green", "train": "tab:blue"}
 
 
-def make_plots(run_dir, weights_loader, out_dir=None) -> tuple[dict[str, Path], dict[str, str]]:
+def make_plots(run_dir, weights_loader, out_dir=None, initial_weights=None) -> tuple[dict[str, Path], dict[str, str]]:
     """Draw every plot the run's data allows; return (name → PNG path, name → reason not drawn).
 
-    ``weights_loader(npz_path)`` loads a learner checkpoint (``BioGradLearner.load``) for the weights plot.
+    ``weights_loader(npz_path)`` loads a learner checkpoint (``BioGradLearner.load``) for the weights
+    plot; ``initial_weights(learner)`` gives its weights before learning (the same seed rebuilds
+    them), so the plot shows what was learned rather than the random start.
     """
     run_dir = Path(run_dir)
     rows = read_metrics(find_metrics_log(run_dir))
     out = Path(out_dir) if out_dir else run_dir / "plots"
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.png"):  # a plot this run cannot draw must not show an earlier run's
+        stale.unlink()
     made, skipped = {}, {}
     for name, draw in (
         ("learning_curves", _learning_curves),
@@ -51,12 +59,12 @@ def make_plots(run_dir, weights_loader, out_dir=None) -> tuple[dict[str, Path], 
         ("feedback_angle", _feedback_angle),
         ("event_rate", _event_rate),
     ):
-        fig = draw(rows)
+        fig = draw(rows, _run_start(run_dir, rows)) if draw is _event_rate else draw(rows)
         if isinstance(fig, str):
             skipped[name] = fig
             continue
         made[name] = _save(fig, out / f"{name}.png")
-    fig = _weights(run_dir, weights_loader)
+    fig = _weights(run_dir, weights_loader, initial_weights)
     if isinstance(fig, str):
         skipped["weights"] = fig
     else:
@@ -180,12 +188,13 @@ def _feedback_angle(rows):
         ax1.plot(x, angles[:, layer], ".-", ms=3, lw=1, label=f"hidden layer {layer + 1}")
         ax2.plot(x, ratios[:, layer], ".-", ms=3, lw=1, label=f"hidden layer {layer + 1}")
     ax1.set_ylabel("angle B vs (W…)ᵀ (deg)")
-    top = np.nanmax(angles) if np.isfinite(angles).any() else 90
-    ax1.set_ylim(0, max(10.0, min(95.0, 1.15 * top)))
-    ax1.axhline(90, color="0.7", lw=0.8, ls=":")
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(-3, 100)
+    ax1.set_yticks([0, 30, 45, 60, 90])
+    ax1.axhline(90, color="tab:red", lw=1, ls="--", label="90°: unrelated (a random B)")
+    ax1.axhline(0, color="tab:green", lw=1, ls="--", label="0°: mirror (B = (W…)ᵀ, as backprop)")
+    ax1.legend(fontsize=7, loc="center right")
     ax1.grid(alpha=0.3)
-    ax1.set_title("Feedback alignment after each sleep")
+    ax1.set_title("Feedback alignment after each sleep (lower = closer to backprop)")
     ax2.set_ylabel("norm ratio |B| / |(W…)ᵀ|")
     ax2.set_xlabel("training samples seen")
     ax2.grid(alpha=0.3)
@@ -193,23 +202,35 @@ def _feedback_angle(rows):
     return fig
 
 
-def _event_rate(rows):
+def _run_start(run_dir: Path, rows) -> float | None:
+    """When the run started: its config.toml is written first (earlier rows of a resumed run count)."""
+    times = [r["time"] for r in rows if isinstance(r.get("time"), (int, float))]
+    config = run_dir / "config.toml"
+    if config.exists():
+        times.append(config.stat().st_mtime)
+    return min(times) if times else None
+
+
+def _event_rate(rows, start: float | None = None):
     # Over wall-clock time: sample counts stand still during test passes, time does not.
     metrics = [r for r in _of(rows, "metrics") if r.get("events_per_s") is not None and r.get("time") is not None]
     if not metrics:
         return "no metrics rows with events_per_s and time"
     t = np.array([r["time"] for r in metrics], dtype=float)
-    t -= t[0]
+    t0 = min(start, t[0]) if start is not None else t[0]
+    # Each metrics row averages the span since the row before it (the first: since the start).
+    t = np.concatenate([[t0], t]) - t0
     ev = np.array([r["events_per_s"] for r in metrics], dtype=float)
     sps = np.array([np.nan if r.get("samples_per_s") is None else r["samples_per_s"] for r in metrics], dtype=float)
     minutes = t[-1] > 300
     x = t / 60 if minutes else t
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
-    ax1.plot(x, ev / 1e3, ".-", ms=3, color="tab:purple", lw=1.1)
+    ax1.stairs(ev / 1e3, x, color="tab:purple", lw=1.3)
     ax1.set_ylabel("thousand input events / s")
-    ax2.plot(x, sps, ".-", ms=3, color="tab:gray", lw=1.1)
+    ax2.stairs(sps, x, color="tab:gray", lw=1.3)
     ax2.set_ylabel("samples / s")
-    ax2.set_xlabel("time since the first metrics row (" + ("min" if minutes else "s") + ")")
+    ax2.set_xlabel("time since the run started (" + ("min" if minutes else "s") + ")")
+    x = x[1:]  # row i covers x[i-1] .. x[i]
     # Shade the spans of non-training phases (a test pass only predicts, so it runs faster).
     phases = [r.get("phase", "train") for r in metrics]
     shaded = set()
@@ -218,7 +239,7 @@ def _event_rate(rows):
         if i == len(phases) or phases[i] != phases[start]:
             if phases[start] != "train":
                 # A metrics row covers the samples since the previous row: the span starts there.
-                left = x[start - 1] if start > 0 else x[start]
+                left = x[start - 1] if start > 0 else 0.0
                 for ax in (ax1, ax2):
                     ax.axvspan(
                         left,
@@ -231,6 +252,7 @@ def _event_rate(rows):
             start = i
     for ax in (ax1, ax2):
         ax.set_ylim(bottom=0)
+        ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     if shaded:
         ax1.legend(fontsize=8, loc="upper left")
@@ -278,35 +300,57 @@ def _run_sensor(run_dir: Path) -> tuple[int, int] | None:
     return None
 
 
-def _weights(run_dir: Path, loader, units: int = 16):
+def selective_units(weights: list[np.ndarray], count: int) -> list[tuple[int, int, float]]:
+    """The ``count`` first-layer units that vote most for one class: (unit, class, selectivity).
+
+    A unit's vote is its column of the forward product W_out ··· W_2 (the first hidden layer's
+    linear path to the outputs); selectivity is how far its top class stands above the mean of
+    the others, in standard deviations of its votes. Highest first.
+    """
+    votes = np.asarray(weights[-1], dtype=np.float64)
+    for w in reversed(weights[1:-1]):
+        votes = votes @ np.asarray(w, dtype=np.float64)
+    spread = votes.std(axis=0) + 1e-12
+    top = votes.argmax(axis=0)
+    score = (votes.max(axis=0) - votes.mean(axis=0)) / spread
+    order = np.argsort(-score, kind="stable")[:count]
+    return [(int(j), int(top[j]), float(score[j])) for j in order]
+
+
+def _weights(run_dir: Path, loader, initial=None, units: int = 8):
     latest = latest_checkpoint(run_dir)
     if latest is None:
         return f"no checkpoint under {run_dir / 'checkpoints'}"
     ckpt = load_checkpoint(latest.path, loader=loader)
-    w = np.asarray(ckpt.learner.weights[0], dtype=np.float64)
+    layers = [np.asarray(w, dtype=np.float64) for w in ckpt.learner.weights]
+    w = layers[0]
+    if initial is not None:
+        w = w - np.asarray(initial(ckpt.learner)[0], dtype=np.float64)
     try:
         channels, h, wd = input_layout(w.shape[1], _run_sensor(run_dir))
     except DataFormatError as exc:
         return str(exc)
-    units = min(units, w.shape[0])
-    cols = 4
-    rows = math.ceil(units / cols)
+    chosen = selective_units(layers, min(units, w.shape[0])) if len(layers) > 1 else []
+    per_row = 2  # units per row, each as its ON and OFF panels
+    rows = math.ceil(len(chosen) / per_row)
+    aspect = wd / h
     fig, axes = plt.subplots(
-        rows, cols, figsize=(cols * (2.2 if channels == 2 else 1.4), rows * 1.35 + 0.6), squeeze=False
+        rows, per_row * channels, figsize=(per_row * channels * 1.9 * max(1.0, aspect), rows * 1.9 + 0.8), squeeze=False
     )
-    limit = np.abs(w[:units]).max() or 1.0
-    for k, ax in enumerate(axes.ravel()):
+    for ax in axes.ravel():
         ax.set_axis_off()
-        if k >= units:
-            continue
-        maps = w[k].reshape(channels, h, wd)
-        # Input index is (p, y, x) with p = 0 OFF, 1 ON; show ON | OFF.
-        image = np.concatenate([maps[1], np.full((h, 1), np.nan), maps[0]], axis=1) if channels == 2 else maps[0]
-        ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_title(f"unit {k}", fontsize=7)
-    what = "ON | OFF halves, " if channels == 2 else ""
+    for k, (unit, digit, score) in enumerate(chosen):
+        maps = w[unit].reshape(channels, h, wd)
+        limit = np.abs(maps).max() or 1.0  # per unit: its own pattern, not the strongest unit's
+        panels = [(maps[1], "ON"), (maps[0], "OFF")] if channels == 2 else [(maps[0], "events")]
+        for c, (image, name) in enumerate(panels):
+            ax = axes[k // per_row][(k % per_row) * channels + c]
+            ax.imshow(image, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+            ax.set_title(f"unit {unit} → digit {digit} ({score:.1f}σ) {name}", fontsize=7)
     fig.suptitle(
-        f"First-layer weights ({what}{h}×{wd}), checkpoint at {ckpt.samples} samples; red +, blue −, |w| ≤ {limit:.3f}",
+        f"{'Learned input weights (now − start)' if initial is not None else 'Input weights'} of the "
+        f"{len(chosen)} most selective hidden units on the {wd}×{h} sensor, checkpoint at {ckpt.samples} samples\n"
+        "red: an event there excites the unit (more), blue: inhibits; each unit its own scale",
         fontsize=8,
     )
     fig.tight_layout()

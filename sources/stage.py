@@ -72,6 +72,22 @@ class Pacer:
             self._due += (int(events["t"][-1]) - int(events["t"][0])) / 1e6 / self.speed
 
 
+def has_test_pass(cfg) -> bool:
+    """Whether each replay epoch ends with the test split (``pipeline.evaluate``, datasets with one)."""
+    return cfg.pipeline.evaluate and cfg.source.kind in ("nmnist", "mnist")
+
+
+def work_left(cfg, position: dict | None) -> bool:
+    """Whether a replay from ``position`` (a checkpoint's) has anything left to send."""
+    if not position:
+        return True
+    start = int(position.get("epoch", 0))
+    for epoch in range(start, cfg.source.epochs):
+        if not (epoch == start and position.get("train_done")) or has_test_pass(cfg):
+            return True
+    return False
+
+
 def run_replay_source(
     cfg,
     data_root,
@@ -91,7 +107,7 @@ def run_replay_source(
         epoch, index = divmod(cfg.source.skip, max(1, split_length(cfg, data_root, "train")))
         position = {"epoch": epoch, "next_index": index, "train_done": False}
     p = cfg.pipeline
-    has_test = cfg.pipeline.evaluate and cfg.source.kind in ("nmnist", "mnist")
+    has_test = has_test_pass(cfg)
     start_epoch = int(position["epoch"])
     total = 0
     train_len = split_length(cfg, data_root, "train")

@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
     e = sub.add_parser("export", help="quantise a checkpoint to Loihi integers and report the error per layer")
-    e.add_argument("checkpoint", help="learner checkpoint (.npz)")
+    e.add_argument("checkpoint", help="learner checkpoint: run folder, checkpoint folder or .npz")
     e.add_argument(
         "--out",
         metavar="FILE",
@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     e.set_defaults(func=cmd_export)
 
     r = sub.add_parser("run", help="on-chip inference of a checkpoint on a dataset split")
-    r.add_argument("checkpoint", help="learner checkpoint (.npz)")
+    r.add_argument("checkpoint", help="learner checkpoint: run folder, checkpoint folder or .npz")
     r.add_argument("--dataset", choices=("nmnist", "mnist"), default="nmnist")
     r.add_argument("--split", default="test")
     r.add_argument("--limit", type=int, default=100, help="samples (0 = whole split)")
@@ -76,6 +76,16 @@ def register(subparsers) -> None:
     lr.set_defaults(func=cmd_learn)
 
 
+def _resolve_checkpoint(args) -> None:
+    """Every checkpoint form (run folder, checkpoint folder, .npz; ``~``) as the learner .npz."""
+    from biograd.pipeline.load import checkpoint_npz
+
+    if getattr(args, "checkpoint", None):
+        args.checkpoint = str(checkpoint_npz(args.checkpoint))
+    if getattr(args, "out", None):
+        args.out = str(Path(args.out).expanduser())
+
+
 def _config(args):
     cfg = run_config_from_args(args).deploy
     if getattr(args, "backend", None):
@@ -94,6 +104,7 @@ def cmd_export(args) -> int:
     from biograd.deploy.quantize import format_report, quantization_report, quantize_network
 
     cfg = _config(args)
+    _resolve_checkpoint(args)
     params = NetworkParams.from_checkpoint(args.checkpoint)
     if args.format == "nir":
         return _export_nir(params, args)
@@ -144,6 +155,7 @@ def cmd_run(args) -> int:
     from biograd.pipeline.datasets import load_rasters
 
     cfg = _config(args)
+    _resolve_checkpoint(args)
     run_config(cfg.backend)  # a missing chip is reported before any data is read
     params = NetworkParams.from_checkpoint(args.checkpoint)
     _check_dataset(params, args.dataset, args.checkpoint)
@@ -185,6 +197,7 @@ def cmd_learn(args) -> int:
     from biograd.pipeline.datasets import load_rasters
 
     cfg = _config(args)
+    _resolve_checkpoint(args)
     if args.engine == "lava":
         from biograd.deploy.backend import run_config
 

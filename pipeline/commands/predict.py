@@ -81,14 +81,12 @@ def _samples(path: Path, cfg, n_inputs: int):
 def cmd_predict(args) -> int:
     from biograd.core.protocol import Phase
     from biograd.core.transport import WireSample
-    from biograd.learner.network import BioGradLearner
     from biograd.pipeline.encoder import Encoder
-    from biograd.sinks.checkpoints import load_checkpoint
+    from biograd.pipeline.load import open_checkpoint
     from biograd.sources.formats import detect
 
-    source = Path(args.checkpoint).expanduser()
-    # a bare .npz (learner.save, deploy learn --out) or a checkpoint / run folder
-    learner = BioGradLearner.load(source) if source.is_file() else load_checkpoint(source, BioGradLearner.load).learner
+    # a run folder, checkpoint folder or .npz (learner.save, deploy learn --out)
+    learner = open_checkpoint(args.checkpoint).learner
     cfg = run_config_from_args(args)
     cfg = replace(cfg, learner=learner.config)  # the model decides inputs and timesteps
     encode = Encoder(cfg)

@@ -128,7 +128,9 @@ def _report(args) -> int:
     started = time.monotonic()
     from biograd.learner.network import BioGradLearner
 
-    made, skipped = make_plots(args.run_dir, BioGradLearner.load, args.out)
+    made, skipped = make_plots(
+        args.run_dir, BioGradLearner.load, args.out, initial_weights=lambda lr: BioGradLearner(lr.config).weights
+    )
     for name, path in made.items():
         print(f"{name}: {path}")
     for name, reason in skipped.items():

@@ -16,11 +16,23 @@ log = logging.getLogger(__name__)
 LIVE_KINDS = ("camera", "dvstream", "udp", "aedat", "file")
 
 
-def _config(args):
-    cfg = run_config_from_args(args)
+def _config(args, checkpoint: str | None = None):
+    """The run's settings: ``--config`` (else, for a checkpoint of a run, that run's saved
+    ``config.toml``), then ``--set``; ``--run-dir`` (else the resumed run's own folder)."""
+    from biograd.pipeline.run_config import build_run_config
+    from biograd.pipeline.run_dir import resolve_run_dir, run_dir_of
+
+    saved = run_dir_of(checkpoint) if checkpoint else None
+    if args.config or saved is None:
+        cfg = run_config_from_args(args)
+    else:
+        cfg = build_run_config(saved / "config.toml", args.overrides)
+        print(f"settings of {saved} (config.toml){' with ' + ' '.join(args.overrides) if args.overrides else ''}")
     if getattr(args, "run_dir", None):
         cfg = replace(cfg, sinks=replace(cfg.sinks, run_dir=args.run_dir))
-    return cfg
+    elif saved is not None and getattr(args, "resume", None):
+        cfg = replace(cfg, sinks=replace(cfg.sinks, run_dir=str(saved)))
+    return resolve_run_dir(cfg)
 
 
 def _announce(cfg) -> None:
@@ -51,9 +63,18 @@ def _print_summary(summary: dict) -> None:
 def cmd_replay(args) -> int:
     from biograd.pipeline.runner import replay
 
-    cfg = _config(args)
+    cfg = _config(args, args.resume)
     _announce(cfg)
-    summary = replay(cfg, _data_root(args), resume=args.resume, epochs=args.epochs, stop=_stop_on_signals())
+    summary = replay(
+        cfg, _data_root(args), resume=args.resume, epochs=args.epochs, stop=_stop_on_signals(), force=args.force
+    )
+    if summary["reason"] == "complete":
+        done = summary["epochs"]
+        print(
+            f"run complete: {summary['run_dir']} has done its {done} epoch{'s' * (done != 1)} "
+            f"({summary['samples']} samples trained); give --epochs N (N > {done}) to go on"
+        )
+        return 0
     _print_summary(summary)
     return 0
 
@@ -61,14 +82,17 @@ def cmd_replay(args) -> int:
 def cmd_live(args) -> int:
     from biograd.pipeline.runner import live
 
-    cfg = _config(args)
+    cfg = _config(args, args.resume)
     if cfg.source.kind not in LIVE_KINDS:
         raise ConfigError(
             f"source.kind = {cfg.source.kind!r}: live needs one of {', '.join(LIVE_KINDS)} "
             f"(use `biograd replay` for datasets)"
         )
     _announce(cfg)
-    summary = live(cfg, _data_root(args), resume=args.resume, stop=_stop_on_signals())
+    outlive = True if args.keep_running else None
+    summary = live(
+        cfg, _data_root(args), resume=args.resume, stop=_stop_on_signals(), outlive=outlive, force=args.force
+    )
     _print_summary(summary)
     return 0
 
@@ -76,7 +100,7 @@ def cmd_live(args) -> int:
 def cmd_eval(args) -> int:
     from biograd.pipeline.runner import evaluate
 
-    record = evaluate(_config(args), _data_root(args), args.checkpoint)
+    record = evaluate(_config(args, args.checkpoint), _data_root(args), args.checkpoint)
     print(
         f"test accuracy {record['accuracy']:.4f} on {record['samples']} samples"
         if record["accuracy"] is not None
@@ -90,12 +114,14 @@ def cmd_eval(args) -> int:
 def cmd_learner(args) -> int:
     from biograd.pipeline.runner import run_learner
 
-    cfg = _config(args)
+    cfg = _config(args, args.resume)
     p = cfg.pipeline
     p = replace(p, input=args.bind or p.input, control=args.control or p.control, output=args.output or p.output)
     cfg = replace(cfg, pipeline=replace(p, transport=p.transport if p.transport != "inproc" else "tcp"))
     _announce(cfg)
-    summary = run_learner(cfg, None, resume=args.resume, stop=_stop_on_signals(), exit_on_end=not args.forever)
+    summary = run_learner(
+        cfg, None, resume=args.resume, stop=_stop_on_signals(), exit_on_end=not args.forever, force=args.force
+    )
     _print_summary(summary)
     return 0
 
@@ -182,19 +208,30 @@ def register(subparsers) -> None:
         "Per epoch: the train split, then the test split (eval record).",
     )
     add_config_options(p)
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (dir, learner.npz or run dir)")
+    p.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="go on with a run: its run dir (or a checkpoint dir or .npz); its saved settings, then --set",
+    )
     p.add_argument(
         "--epochs",
         type=int,
         help="epochs (default source.epochs, 1 in the dataset presets: one streaming pass)",
     )
-    p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir)")
+    p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir, else a new runs/<time>)")
+    p.add_argument("--force", action="store_true", help="the run folder holds another run: delete it, start over")
     p.set_defaults(func=cmd_replay)
 
     p = subparsers.add_parser("live", help="camera / DV network stream / recording -> learner, in real time")
     add_config_options(p)
-    p.add_argument("--resume", metavar="CKPT")
-    p.add_argument("--run-dir")
+    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (run dir, checkpoint dir or .npz)")
+    p.add_argument("--run-dir", help="where the run writes (default sinks.run_dir, else a new runs/<time>)")
+    p.add_argument("--force", action="store_true", help="the run folder holds another run: delete it, start over")
+    p.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="stay up for labels and controls after a recording ends (a camera or stream: always)",
+    )
     p.set_defaults(func=cmd_live)
 
     p = subparsers.add_parser("eval", help="test-split accuracy of a checkpoint")
@@ -228,6 +265,7 @@ def register(subparsers) -> None:
     p.add_argument("--resume", metavar="CKPT")
     p.add_argument("--run-dir")
     p.add_argument("--forever", action="store_true", help="keep running after every source has ended")
+    p.add_argument("--force", action="store_true", help="the run folder holds another run: delete it, start over")
     p.set_defaults(func=cmd_learner)
 
     p = subparsers.add_parser("control", help="send a control message to a learner")

@@ -141,7 +141,19 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(straight_run, dat
     straight_run, _ = straight_run
     ckpt = straight_run / "checkpoints" / "ckpt-000000040"
     resumed_dir = tmp_path / "resumed"
-    _replay(resumed_dir, data_dir, "--resume", str(ckpt), "--set", "sinks.plots=false")
+    # The run's saved settings carry over, its session's output socket and sink wait too: undo those.
+    _replay(
+        resumed_dir,
+        data_dir,
+        "--resume",
+        str(ckpt),
+        "--set",
+        "sinks.plots=false",
+        "--set",
+        "pipeline.output=",
+        "--set",
+        "pipeline.wait_for_sinks=0",
+    )
     straight = load_checkpoint(straight_run, BioGradLearner.load).learner
     resumed = load_checkpoint(resumed_dir, BioGradLearner.load).learner
     assert resumed.samples_seen == straight.samples_seen == TRAIN_LIMIT
