@@ -186,7 +186,9 @@ def test_label_cli_prints_queued_then_the_window_it_was_applied_to(running, caps
     def window_later():
         import time
 
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not stage.labels and time.monotonic() < deadline:  # the window comes after the label
+            time.sleep(0.05)
         w = _window(9)
         sender.send_sample(w.sample_id, None, w.geometry, w.events, Phase.LIVE, 0, 9)
 
