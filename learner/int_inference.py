@@ -152,41 +152,43 @@ def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
         vs[l][:] = 0.0
     stamp[:] = -1
     counts[:] = 0
-    lo = np.int64(1)
-    hi = np.int64(0)
-    cur = np.int64(0)
+    hi = np.int64(-(2**62))  # end of the current bin in raw time: sorted events divide once per bin
+    cur = np.int64(-1)
     last = np.int64(-(2**62))
     done = 0  # steps already run
     nk = 0  # distinct inputs of step `done` so far
     k = a
     while k < b:
-        if x[k] >= width:
-            return k - a, 1
-        if y[k] >= height:
-            return k - a, 2
-        if p[k] > 1:
-            return k - a, 3
         tk = t[k]
-        if tk < last:
+        xk = x[k]
+        yk = y[k]
+        pk = p[k]
+        # one branch for the four checks (non-short-circuit |): all four are almost never true
+        if (xk >= width) | (yk >= height) | (pk > 1) | (tk < last):
+            if xk >= width:
+                return k - a, 1
+            if yk >= height:
+                return k - a, 2
+            if pk > 1:
+                return k - a, 3
             return k - a, 4
         last = tk
-        if tk < lo or tk >= hi:
+        if tk >= hi:
             cur = _step_of(tk, t_origin, half, bin_us, round_us, one_div)
-            if one_div:
-                lo = cur * bin_us - half + t_origin
-                hi = lo + bin_us
-        if cur >= timesteps:
-            break
-        if cur >= 0:
+            hi = cur * bin_us - half + t_origin + bin_us if one_div else tk + 1
+            if cur >= timesteps:
+                break
             while done < cur:
                 _network_step(keys, nk, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts)
                 done += 1
                 nk = 0
-            key = (p[k] if channels == 2 else 0) * plane + np.int32(y[k]) * width + x[k]
-            if stamp[key] != cur:
-                stamp[key] = cur
-                keys[nk] = key
-                nk += 1
+        if cur >= 0:
+            key = (np.int64(pk) if channels == 2 else 0) * plane + np.int64(yk) * width + np.int64(xk)
+            # a repeat of an input within the bin is stored and not counted (no branch)
+            seen = stamp[key] == cur
+            stamp[key] = cur
+            keys[nk] = key
+            nk += 1 - seen
         k += 1
     # binning stops at the first event past the window; the rest still has to be valid input
     for j in range(k, b):
