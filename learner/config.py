@@ -46,6 +46,7 @@ class LearnerConfig:
     guard_silent: int = 500
     guard_stalled: int = 500
     guard_check_every: int = 100
+    threads: int = 0  # threads of train_batch; 0 = every core of the machine
 
     def __post_init__(self):
         sizes = self.layer_sizes
@@ -82,6 +83,7 @@ class LearnerConfig:
         require(self.sleep_noise_samples >= 1, "learner.sleep_noise_samples", self.sleep_noise_samples, "must be >= 1")
         for name in ("guard_silent", "guard_stalled", "guard_check_every"):
             require(getattr(self, name) >= 0, f"learner.{name}", getattr(self, name), "must be >= 0")
+        require(self.threads >= 0, "learner.threads", self.threads, "must be >= 0 (0 = every core)")
         require(self.sleep_steps >= 1, "learner.sleep_steps", self.sleep_steps, "must be >= 1")
 
     @property

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from biograd.core.errors import BioGradError, ConfigError, DataFormatError
-from biograd.learner import kernels
+from biograd.learner import kernels, parallel
 from biograd.learner.checkpoint_io import CHECKPOINT_FORMAT, copy_checked, read_checkpoint, write_arrays
 from biograd.learner.config import LearnerConfig
 from biograd.learner.encoding import SpikeRaster
@@ -73,6 +73,7 @@ class BioGradLearner:
         self.recs = new_recordings(config)
         self.engine = make_engine(config.engine, self.layers, self.recs)
         self.optimizer = make_optimizer(config, self.layers)
+        self._batch_ws: parallel.BatchWorkspace | None = None  # train_batch's, on first use
         self.samples_seen = 0  # labelled training samples
         self.batch_fill = 0  # samples accumulated in the gradient since the last update
         self.updates = 0
@@ -160,6 +161,55 @@ class BioGradLearner:
             updated = True
         slept = self._maybe_sleep(updated)
         return SampleResult(int(np.argmax(counts)), counts, float(loss), updated, slept)
+
+    def train_batch(self, rasters, labels) -> list[SampleResult]:
+        """:meth:`train_sample` over every sample, the samples between two weight updates
+        trained together on ``learner.threads`` threads (:mod:`~biograd.learner.parallel`):
+        the same weights, counts and losses bit for bit, whatever the thread count."""
+        cfg = self.config
+        if len(rasters) != len(labels):
+            raise BioGradError(f"{len(rasters)} rasters but {len(labels)} labels")
+        if cfg.engine != "event":
+            return [self.train_sample(r, y) for r, y in zip(rasters, labels)]
+        n_out = cfg.layer_sizes[-1]
+        for y in labels:
+            if isinstance(y, bool) or not isinstance(y, (int, np.integer)) or not 0 <= y < n_out:
+                raise BioGradError(f"label must be an integer in [0, {n_out}), got {y!r}")
+        checked = [self.check_raster(r) for r in rasters]
+        parallel.use_threads(cfg.threads)
+        if self._batch_ws is None:
+            self._batch_ws = parallel.BatchWorkspace(cfg.layer_sizes, cfg.timesteps, parallel.CHUNK, self.dtype)
+        results: list[SampleResult] = []
+        i = 0
+        while i < len(checked):
+            room = cfg.batch_size - self.batch_fill
+            if cfg.sleep and cfg.sleep_every:
+                room = min(room, max(1, cfg.sleep_every - self.samples_since_sleep))
+            part = checked[i : i + room]
+            counts, loss = self._batch_ws.accumulate(
+                [p for p, _ in part],
+                [x for _, x in part],
+                labels[i : i + room],
+                self.layers,
+                self.deltas,
+                cfg.error_start,
+                self.grads,
+            )
+            n = len(part)
+            self.samples_seen += n
+            self.batch_fill += n
+            self.samples_since_sleep += n
+            updated = self.batch_fill >= cfg.batch_size
+            if updated:
+                self.apply_update()
+            slept = self._maybe_sleep(updated)
+            for s in range(n):
+                last = s == n - 1
+                results.append(
+                    SampleResult(int(np.argmax(counts[s])), counts[s], float(loss[s]), updated and last, slept and last)
+                )
+            i += n
+        return results
 
     def apply_update(self) -> None:
         """One optimizer step on the mean of the accumulated gradients; clears them."""
