@@ -224,9 +224,13 @@ def main(argv=None) -> int:
         if args.data:
             o = overhead(args.data, args.epochs, folder, args.repeat)
             results.update(o)
+            from biograd.pipeline.run_config import build_run_config
+
+            lc = build_run_config(None, []).learner
             print(
                 f"\nfull pipeline vs the plain loop, {o['samples']:.0f} N-MNIST train samples ({args.epochs} epochs of "
-                "nmnist-1k), 2312-500-100-10, batch 128, sleep after every batch"
+                f"nmnist-1k), default run settings: {'-'.join(map(str, lc.layer_sizes))}, batch {lc.batch_size}, "
+                f"{lc.optimizer}, sleep every {lc.sleep_every or lc.batch_size} samples"
             )
             print(
                 f"{'run':>16} {'steady samples/s':>17} {'steady time ratio':>18} {'start-up s':>11} "

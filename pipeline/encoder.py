@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from biograd.core.errors import EventFormatError
 from biograd.core.protocol import Phase
 from biograd.core.transport import WireSample
@@ -49,3 +51,40 @@ class Encoder:
             t_origin=origin,
             source=f"sample {sample.sample_id!r}",
         )
+
+
+class PrefetchingEncoder(Encoder):
+    """An :class:`Encoder` that bins the next samples on a worker thread while the learner
+    trains the current one: the Numba binning and learner kernels both release the GIL, so
+    binning leaves the learner's critical path (on the machine's other core).
+
+    :meth:`prefetch` starts a sample early; calling the encoder returns that result (or bins
+    at once). Same rasters, same errors (raised by the call), same order of learning.
+    """
+
+    AHEAD = 2  # samples binned in advance at most
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: dict[int, tuple[WireSample, Future]] = {}
+
+    def prefetch(self, sample: WireSample) -> None:
+        if len(self._ahead) >= self.AHEAD or id(sample) in self._ahead:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="biograd-binning")
+        # the sample is kept with its future, so its id cannot be reused meanwhile
+        self._ahead[id(sample)] = (sample, self._pool.submit(Encoder.__call__, self, sample))
+
+    def __call__(self, sample: WireSample):
+        entry = self._ahead.pop(id(sample), None)
+        if entry is not None and entry[0] is sample:
+            return entry[1].result()
+        return super().__call__(sample)
+
+    def close(self) -> None:
+        self._ahead.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

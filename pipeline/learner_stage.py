@@ -19,7 +19,7 @@ from biograd.core.errors import EventFormatError
 from biograd.core.protocol import MsgType, Phase
 from biograd.core.transport import Receiver, WireSample
 from biograd.learner.health import HealthGuard
-from biograd.pipeline.encoder import Encoder
+from biograd.pipeline.encoder import PrefetchingEncoder
 from biograd.pipeline.stats import LearningCurve, RunStats
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class LearnerStage:
         self.sinks = sinks
         self.checkpoints = checkpoints
         self.publisher = publisher
-        self.encode = Encoder(cfg)
+        self.encode = PrefetchingEncoder(cfg)
         self.position = dict(resume_state or {"epoch": 0, "next_index": 0, "train_done": False})
         self.frames = frames
         self._last_frame = 0.0
@@ -322,6 +322,8 @@ class LearnerStage:
                     i += 1
                     continue
                 del pending[i]
+                if i < len(pending) and isinstance(pending[i], WireSample) and not self.paused:
+                    self.encode.prefetch(pending[i])  # binned on the other core meanwhile
                 self.process(item)  # the sample in hand is finished before any stop
                 if not isinstance(item, WireSample) and item.type == MsgType.STREAM_END:
                     seen_end = True
@@ -334,6 +336,7 @@ class LearnerStage:
 
     def finish(self, reason: str, save: bool = True) -> None:
         """Final metrics, final checkpoint (unless ``save`` is False: a halted run), the end record."""
+        self.encode.close()
         if self._since_metrics:
             self.metrics()
         path = self.checkpoint(final=True) if save else None
