@@ -47,7 +47,7 @@ def _assert_same(a: BioGradLearner, b: BioGradLearner):
         {},  # sleep after every batch
         {"batch_size": 1, "sleep_every": 4},  # streaming: a sleep every 4 samples
         {"batch_size": 7, "sleep_every": 3, "optimizer": "adam"},  # sleeps inside a batch
-        {"batch_size": 40, "optimizer": "rmsprop", "dtype": "float64"},  # several chunks per batch
+        {"batch_size": 40, "optimizer": "rmsprop"},  # several chunks per batch
     ],
 )
 @pytest.mark.parametrize("threads", [1, 2])
