@@ -15,8 +15,8 @@ task ends (``end_task``) and predicts a batch of test rasters (``predict``, lear
 * ``onchip`` / ``onchip-replay`` — the on-chip integer rule through the Lava-exact emulator
   (deploy.emulator), the same replay done by the host re-injecting stored samples.
 * ``bptt`` / ``bptt-replay`` — the same network trained by BPTT with Adam at batch 1.
-* ``joint`` — BioGrad on the shuffled union of all tasks (``joint_epochs`` passes): the upper
-  bound; only the last row of its matrix exists.
+* ``joint`` / ``joint-adam`` — BioGrad (SGD / Adam) on the shuffled union of all tasks
+  (``joint_epochs`` passes): the upper bound; only the last row of its matrix exists.
 * ``clp`` — Lava's CLP (pipeline/continual/clp.py).
 """
 
@@ -40,6 +40,7 @@ METHODS = (
     "bptt",
     "bptt-replay",
     "joint",
+    "joint-adam",
     "clp",
 )
 
@@ -186,7 +187,7 @@ def make_method(name: str, n_inputs: int, timesteps: int, s: MethodSettings, see
     cfg = learner_config(n_inputs, timesteps, s, seed)
     base, *flags = name.split("-")
     replay = "replay" in flags
-    if name == "joint" or base == "biograd":
+    if base in ("joint", "biograd"):
         for opt in ("adam", "rmsprop"):
             if opt in flags:
                 cfg = replace(cfg, optimizer=opt, lr=s.adaptive_lr)

@@ -45,7 +45,7 @@ def run_method(
     R = np.full((T, T), np.nan)
     curve: list[dict] = []
     start = time.perf_counter()
-    if name == "joint":
+    if name.startswith("joint"):
         rasters = [r for t in proto.tasks for r in t.train]
         labels = np.concatenate([t.train_labels for t in proto.tasks])
         for e in range(settings.joint_epochs):
@@ -72,7 +72,7 @@ def run_method(
                 curve.append({"samples": len(task.train), **{t.name: R[i, j] for j, t in enumerate(proto.tasks)}})
             say(f"{name} seed {seed}: after task {i} ({task.name}) accuracies {np.round(R[i, : i + 1], 3)}")
     seconds = time.perf_counter() - start
-    if name == "joint":
+    if name.startswith("joint"):
         metrics = {"average_accuracy": float(np.mean(R[T - 1])), "forgetting": None, "backward_transfer": None}
     else:
         metrics = summarize(R).as_dict()
@@ -102,8 +102,12 @@ def plot_matrices(results: list[dict], path) -> None:
     for r in results:
         by_method.setdefault(r["method"], r)
     n = len(by_method)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
-    for ax, (name, r) in zip(axes[0], by_method.items()):
+    cols = min(n, 6)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (name, r) in zip(axes.flat, by_method.items()):
         m = np.array([[np.nan if v is None else v for v in row] for row in r["matrix"]]) * 100
         ax.imshow(m, vmin=0, vmax=100, cmap="viridis")
         for i in range(m.shape[0]):
