@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from biograd.deploy.fixed_point import TAG_MAX, TAG_MIN, THIRD_FACTOR_MAX, W_LEARN_MAX, W_LEARN_MIN, W_MANT_MIN
 from biograd.deploy.params import NetworkParams
+from biograd.deploy.plan import default_delta_scale
+from biograd.deploy.quantize import quantize_weights
+
+# float copies for the Numba kernels (the on-chip weight and tag ranges)
+_TAG_LO, _TAG_HI = float(TAG_MIN), float(TAG_MAX)
+_W_LO, _W_HI = float(W_LEARN_MIN), float(W_LEARN_MAX)
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,12 @@ def _update(wt, b, g, x, delta, lr, learn_bias, quantize, tag_scale, w_lsb):
         for i in range(n):
             e = e_row[i]
             if quantize:
-                e = min(max(np.round(e * tag_scale), -257.0), 255.0) / tag_scale
+                e = min(max(np.round(e * tag_scale), _TAG_LO), _TAG_HI) / tag_scale
                 step = -lr * delta[i] * e / w_lsb
                 fl = np.floor(step)
                 step = fl + (1.0 if np.random.random() < step - fl else 0.0)
                 w = np.round(wt[j, i] / w_lsb) + step
-                wt[j, i] = min(max(w, -256.0), 255.0) * w_lsb
+                wt[j, i] = min(max(w, _W_LO), _W_HI) * w_lsb
             else:
                 wt[j, i] -= lr * delta[i] * e
     if learn_bias:
@@ -144,13 +151,13 @@ class FloatEmulator:
         w_lsb: float = 2.0**-11,
         impulse: int = 16,
         tau: int = 1,
-        delta_scale: tuple[float, ...] = (640.0, 64.0),
+        delta_scale: tuple[float, ...] = (),
         seed: int = 0,
     ):
         self.p = params
         lrs = tuple(lr) if isinstance(lr, (tuple, list)) else (lr,) * params.n_layers
         self.lr, self.dep = lrs, departures
-        self.w_lsb, self.delta_scale = w_lsb, delta_scale
+        self.w_lsb, self.delta_scale = w_lsb, tuple(delta_scale) or default_delta_scale(params.n_layers)
         self.tag_scale = float(np.exp(-1.0 / tau)) * impulse
         self.mu = [
             departures.decay if departures.decay is not None else params.vdecay[l] for l in range(params.n_layers)
@@ -158,7 +165,7 @@ class FloatEmulator:
         self.wt = [np.ascontiguousarray(w.T.copy()) for w in params.weights]
         if departures.quantize:
             for wt in self.wt:
-                wt[...] = np.clip(2 * np.round(wt / (2 * w_lsb)), -256, 254) * w_lsb
+                wt[...] = quantize_weights(wt, w_lsb, lo=W_MANT_MIN) * w_lsb
         self.b = [b.copy() for b in params.biases]
         self.B = [b.copy() for b in params.feedback]
         _seed(seed)  # Numba's own generator draws the stochastic-rounding numbers
@@ -189,7 +196,7 @@ class FloatEmulator:
             delta = (n_err if l == p.n_layers - 1 else self.B[l] @ n_err) / K
             if self.dep.quantize:
                 ds = self.delta_scale[0] if len(self.delta_scale) == 1 else self.delta_scale[l]
-                delta = np.clip(np.round(delta * ds), -63, 63) / ds
+                delta = np.clip(np.round(delta * ds), -THIRD_FACTOR_MAX, THIRD_FACTOR_MAX) / ds
             xin, v, s, psi = rec[l]
             g = np.zeros_like(v)
             _eligibility_rows(v, s.astype(np.float64), psi, self.mu[l], self.dep.kappa, g)
