@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from biograd.core.data import data_root  # noqa: E402
-from biograd.learner.config import NMNIST_LEARNER  # noqa: E402
+from biograd.learner.config import NMNIST_STREAMING  # noqa: E402
 from biograd.learner.encoding import encode_nmnist  # noqa: E402
 from biograd.learner.network import BioGradLearner  # noqa: E402
 from biograd.sources.nmnist import list_split, read_nmnist  # noqa: E402
@@ -43,10 +43,11 @@ def main(argv=None):
     ap.add_argument("--data", default=None, help="data root (default: $BIOGRAD_DATA)")
     ap.add_argument("--dataset", default="nmnist-1k")
     ap.add_argument("--epochs", type=int, default=1)
-    # defaults = learner.config.NMNIST_STREAMING (chosen with --val, see docs/learner.md)
-    ap.add_argument("--batch-size", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--sleep-every", type=int, default=128)
+    # defaults = learner.config.NMNIST_STREAMING (chosen on validation, docs/results.md)
+    ap.add_argument("--batch-size", type=int, default=NMNIST_STREAMING.batch_size)
+    ap.add_argument("--optimizer", default=NMNIST_STREAMING.optimizer, choices=["sgd", "rmsprop", "adam", "layer_rms"])
+    ap.add_argument("--lr", type=float, default=NMNIST_STREAMING.lr)
+    ap.add_argument("--sleep-every", type=int, default=NMNIST_STREAMING.sleep_every)
     ap.add_argument("--no-sleep", action="store_true")
     ap.add_argument("--feedback-init", default="mirror", choices=["mirror", "random"])
     ap.add_argument("--hidden", default="500,100", help="hidden layer sizes")
@@ -74,9 +75,10 @@ def main(argv=None):
         split_name = "test"
     hidden = tuple(int(h) for h in args.hidden.split(","))
     cfg = replace(
-        NMNIST_LEARNER,
+        NMNIST_STREAMING,
         layer_sizes=(2312, *hidden, 10),
         batch_size=args.batch_size,
+        optimizer=args.optimizer,
         lr=args.lr,
         sleep_every=args.sleep_every,
         engine=args.engine,

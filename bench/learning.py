@@ -81,16 +81,21 @@ def streaming_cfg(preset: str, seed: int, **kw):
     return replace(base, seed=seed, **kw)
 
 
-def one_pass(cfg, samples, labels, order, evaluate_sets=()):
-    """Train once over ``order`` (streaming); returns (online acc, wall s, [accuracy per eval set])."""
+def one_pass(cfg, samples, labels, order, evaluate_sets=(), progress=None):
+    """Train once over ``order`` (streaming); returns (online acc, wall s, [accuracy per eval set]).
+
+    ``progress(k, online_acc)`` is called every 5 000 samples (long passes log as they go).
+    """
     from biograd.learner.network import BioGradLearner
 
     net = BioGradLearner(cfg)
     t0 = time.perf_counter()
     correct = 0
-    for i in order:
+    for k, i in enumerate(order, 1):
         res = net.train_sample(samples(i), int(labels[i]))
         correct += res.prediction == labels[i]
+        if progress is not None and k % 5000 == 0:
+            progress(k, correct / k)
     net.flush()
     wall = time.perf_counter() - t0
     accs = [float(np.mean([net.predict(x)[0] == y for x, y in zip(xs, ys)])) for xs, ys in evaluate_sets]
@@ -107,6 +112,10 @@ def cmd_select(args) -> int:
     vx, vy = [tr[i] for i in val], ytr[val]
     settings = [(o, lr, args.sleep_every, 0.999) for o, lrs in GRID.items() for lr in lrs]
     settings += [("rmsprop", lr, args.sleep_every, 0.99) for lr in GRID["rmsprop"]]
+    if args.optimizers:
+        settings = [s for s in settings if s[0] in args.optimizers]
+    if args.lrs:
+        settings = [s for s in settings if s[1] in args.lrs]
     for opt, lr, every, beta2 in settings:
         for seed in SELECT_SEEDS:
             tag = {"exp": "select", "optimizer": opt, "lr": lr, "sleep_every": every, "beta2": beta2, "seed": seed}
@@ -189,13 +198,13 @@ def _mnist_eval_set(images, labels, seed, salt, T):
     return [mnist_rate_raster(img, T, np.random.default_rng([seed, salt, i])) for i, img in enumerate(images)], labels
 
 
-def _mnist_pass(cfg, xtr, ytr, order, evals, seed):
+def _mnist_pass(cfg, xtr, ytr, order, evals, seed, progress=None):
     from biograd.learner.encoding import mnist_rate_raster
 
     def sample(i):
         return mnist_rate_raster(xtr[i], cfg.timesteps, np.random.default_rng([seed, 0, i]))
 
-    return one_pass(cfg, sample, ytr, order, evals)
+    return one_pass(cfg, sample, ytr, order, evals, progress)
 
 
 def cmd_mnist_select(args) -> int:
@@ -203,6 +212,8 @@ def cmd_mnist_select(args) -> int:
     log = _log(args)
     n_fit, n_val = args.fit, args.val
     settings = [("sgd", lr) for lr in (1e-4, 3e-4, 1e-3)] + [(args.adaptive, lr) for lr in (3e-5, 1e-4, 3e-4)]
+    if args.only:  # e.g. rmsprop:1e-4 (to run settings as parallel processes)
+        settings = [(o, float(lr)) for o, lr in (x.split(":") for x in args.only)]
     for opt, lr in settings:
         seed = SELECT_SEEDS[0]
         tag = {"exp": "mnist_select", "optimizer": opt, "lr": lr, "fit": n_fit, "val": n_val, "seed": seed}
@@ -220,16 +231,24 @@ def cmd_mnist_stream(args) -> int:
     xtr, ytr, xte, yte = _mnist(args)
     log = _log(args)
     sel = [r for r in log.read() if r.get("kind") == "mnist_select"]
-    for opt in sorted({r["optimizer"] for r in sel}):
-        best = max((r for r in sel if r["optimizer"] == opt), key=lambda r: (r["val_acc"], -r["lr"]))
-        for seed in FINAL_SEEDS[: args.seeds]:
+    for opt in args.optimizers or sorted({r["optimizer"] for r in sel}):
+        # without a validation choice for this optimizer: the preset's rate (args.lr)
+        cands = [r for r in sel if r["optimizer"] == opt] or [{"lr": args.lr, "val_acc": 0.0}]
+        best = max(cands, key=lambda r: (r["val_acc"], -r["lr"]))
+        for seed in args.seed_list or FINAL_SEEDS[: args.seeds]:
             tag = {"exp": "mnist_stream", "optimizer": opt, "lr": best["lr"], "seed": seed, "n_train": 50_000}
             if _done(log, "mnist_stream", tag):
                 continue
             cfg = streaming_cfg("mnist", seed, optimizer=opt, lr=best["lr"])
             test = _mnist_eval_set(xte, yte, seed, 2, cfg.timesteps)
             order = epoch_order(50_000, seed, 0)
-            online, wall, (acc,), _ = _mnist_pass(cfg, xtr, ytr, order, [test], seed)
+            t0 = time.perf_counter()
+
+            def progress(k, online, tag=tag, t0=t0):
+                log.append({"kind": "mnist_stream_progress", **tag, "samples": k, "online_acc": online})
+                print(f"  {k} samples: online {online:.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+            online, wall, (acc,), _ = _mnist_pass(cfg, xtr, ytr, order, [test], seed, progress)
             log.append({"kind": "mnist_stream", **tag, "test_acc": acc, "online_acc": online, "wall_s": wall})
             print(f"  {tag}: test {acc:.4f} online {online:.4f} ({wall:.1f}s)", flush=True)
     return 0
@@ -250,12 +269,15 @@ def _make(method, seed, batch, lr, optimizer):
     return BPTTRun(BPTTConfig.from_learner(NMNIST_LEARNER, seed=seed, batch_size=batch, lr=lr))
 
 
-def _epochs(run, tr, ytr, te, yte, epochs, seed):
+def _epochs(run, tr, ytr, te, yte, epochs, seed, log=None, tag=None):
+    """Train ``epochs`` epochs; each epoch's accuracy is logged at once (a partial run counts)."""
     accs = []
     t0 = time.perf_counter()
     for e in range(epochs):
         run.train_epoch(tr, ytr, epoch_order(len(tr), seed, e))
         accs.append(run.evaluate(te, yte))
+        if log is not None:
+            log.append({"kind": "epoch15", **(tag or {}), "epoch": e + 1, "acc": accs[-1]})
         print(f"    epoch {e + 1}: {accs[-1]:.3f}", flush=True)
     return accs, time.perf_counter() - t0
 
@@ -283,20 +305,53 @@ def cmd_epochs15(args) -> int:
         for r in log.read()
         if r.get("kind") == "tune15" and r["method"] == args.method and r["optimizer"] == args.optimizer
     ]
-    if not tuned:
+    if args.lr:  # a given rate (e.g. the baseline's reference rate), reported as not tuned here
+        lr = args.lr
+    elif not tuned:
         raise SystemExit(f"run tune15 --method {args.method} --optimizer {args.optimizer} first")
-    lr = max(tuned, key=lambda r: (r["val_last5"], -r["lr"]))["lr"]
-    for seed in FINAL_SEEDS:
+    else:
+        lr = max(tuned, key=lambda r: (r["val_last5"], -r["lr"]))["lr"]
+    if args.method == "bptt" and lr == 1e-4 and args.epochs == 15 and args.batch == 32:
+        _reuse_logged_bptt(log, lr, args)
+    for seed in args.seeds or FINAL_SEEDS:
         tag = {"exp": "epochs15", "method": args.method, "optimizer": args.optimizer, "lr": lr, "epochs": args.epochs}
         tag.update(batch=args.batch, seed=seed)
         if _done(log, "epochs15", tag):
             continue
         run = _make(args.method, seed, args.batch, lr, args.optimizer)
-        accs, wall = _epochs(run, tr, ytr, te, yte, args.epochs, seed)
+        accs, wall = _epochs(run, tr, ytr, te, yte, args.epochs, seed, log, tag)
         log.append(
             {"kind": "epochs15", **tag, "test_accs": accs, "test_last5": float(np.mean(accs[-5:])), "wall_s": wall}
         )
     return 0
+
+
+def _reuse_logged_bptt(log: Log, lr: float, args) -> None:
+    """BPTT + Adam 1e-4 at batch 32 is bench.experiments' reference run: its logged epochs (same
+    code, seeds, sample orders and batches) are these runs; copy them instead of recomputing."""
+    logged = Log(ROOT / "bench" / "exp_logs" / "nmnist.jsonl").read()
+    for seed in FINAL_SEEDS:
+        tag = {"exp": "epochs15", "method": "bptt", "optimizer": "adam", "lr": lr, "epochs": args.epochs}
+        tag.update(batch=args.batch, seed=seed)
+        if _done(log, "epochs15", tag):
+            continue
+        eps = {
+            r["epoch"]: r
+            for r in logged
+            if r.get("kind") == "epoch"
+            and r.get("method") == "bptt"
+            and r.get("seed") == seed
+            and r.get("batch") == args.batch
+            and r.get("lr") is None  # the reference rate, 1e-4
+            and r["epoch"] <= args.epochs
+        }
+        if len(eps) == args.epochs:
+            accs = [eps[e]["eval_acc"] for e in range(1, args.epochs + 1)]
+            wall = sum(eps[e]["train_s"] for e in eps)
+            log.append(
+                {"kind": "epochs15", **tag, "test_accs": accs, "test_last5": float(np.mean(accs[-5:])), "wall_s": wall}
+                | {"from_log": "bench/exp_logs/nmnist.jsonl"}
+            )
 
 
 # --- MNIST multi-epoch -------------------------------------------------------------------------
@@ -357,9 +412,24 @@ def _ms(values) -> str:
 
 
 def cmd_report(args) -> int:
+    import contextlib
+    import io
+
     from bench.learning_report import report
 
-    out = report(Log(Path(args.log)).read(), best_settings(Log(Path(args.log))))
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        out = report(Log(Path(args.log)).read(), best_settings(Log(Path(args.log))))
+    text = buf.getvalue()
+    print(text)
+    if args.write:
+        # the tables go between the markers of docs/results.md §0; the prose around them is kept
+        doc = Path(args.write)
+        body = doc.read_text()
+        begin, end = "<!-- learning:begin -->", "<!-- learning:end -->"
+        head, rest = body.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        doc.write_text(f"{head}{begin}\n{text.strip()}\n{end}{tail}")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
@@ -372,6 +442,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("select")
     s.add_argument("--sleep-every", type=int, default=128)
+    s.add_argument("--optimizers", nargs="+", help="only these optimizers of the grid")
+    s.add_argument("--lrs", type=float, nargs="+", help="only these rates of the grid")
     s.set_defaults(func=cmd_select)
     s = sub.add_parser("stream")
     s.add_argument("--adaptive", default="rmsprop", help="the adaptive optimizer of the random-feedback rows")
@@ -380,9 +452,13 @@ def main(argv=None) -> int:
     s.add_argument("--fit", type=int, default=10_000)
     s.add_argument("--val", type=int, default=10_000)
     s.add_argument("--adaptive", default="rmsprop")
+    s.add_argument("--only", nargs="+", metavar="OPT:LR", help="only these settings")
     s.set_defaults(func=cmd_mnist_select)
     s = sub.add_parser("mnist-stream")
     s.add_argument("--seeds", type=int, default=3)
+    s.add_argument("--optimizers", nargs="+", help="default: every optimizer of mnist-select")
+    s.add_argument("--seed-list", type=int, nargs="+", help="these seeds (parallel processes)")
+    s.add_argument("--lr", type=float, default=1e-4, help="rate when mnist-select has none for the optimizer")
     s.set_defaults(func=cmd_mnist_stream)
     for name, func in (("tune15", cmd_tune15), ("epochs15", cmd_epochs15)):
         s = sub.add_parser(name)
@@ -391,6 +467,8 @@ def main(argv=None) -> int:
         s.add_argument("--epochs", type=int, default=15)
         s.add_argument("--batch", type=int, default=32)
         s.add_argument("--lrs", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4])
+        s.add_argument("--seeds", type=int, nargs="+", help="epochs15: only these seeds (parallel runs)")
+        s.add_argument("--lr", type=float, help="epochs15: this rate instead of the validation choice")
         s.set_defaults(func=func)
     s = sub.add_parser("mnist-epochs")
     s.add_argument("--optimizer", default="adam")
@@ -402,6 +480,7 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_mnist_epochs)
     s = sub.add_parser("report")
     s.add_argument("--json")
+    s.add_argument("--write", help="replace the tables between <!-- learning:begin/end --> in this file")
     s.set_defaults(func=cmd_report)
     args = ap.parse_args(argv)
     return args.func(args)

@@ -40,8 +40,9 @@ def adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, hyper, t, adam):
     for r in range(n_rows):
         j = rows[r]
         gap = t - 1 - last[j]
-        s[4] = float(b1) ** gap
-        s[5] = float(b2) ** gap
+        # β^d only for rows that skipped steps (a power costs more than the row's update)
+        s[4] = float(b1) ** gap if adam and gap else 1.0
+        s[5] = float(b2) ** gap if gap else 1.0
         d1, d2 = s[4], s[5]
         w = wt[j]
         g = gwt[j]

@@ -40,6 +40,8 @@ def test_paper_presets_keep_the_papers_settings():
         'sinks.run_dir="runs/elsewhere"',
         'source.path="/somewhere/nmnist"',
         "pipeline.metrics_every=7",
+        "source.kind=aedat",  # biograd live: a recording or camera learns with the same preset
+        "source.kind=camera",
     ],
 )
 def test_transport_dashboard_limits_and_paths_never_change_learning(override):
