@@ -17,7 +17,7 @@ from collections import deque
 from biograd.core import records
 from biograd.core.errors import EventFormatError
 from biograd.core.protocol import MsgType, Phase
-from biograd.core.transport import Receiver, WireSample
+from biograd.core.transport import Orphan, Receiver, WireSample
 from biograd.learner.health import HealthGuard
 from biograd.pipeline.encoder import PrefetchingEncoder
 from biograd.pipeline.stats import LearningCurve, RunStats
@@ -83,12 +83,21 @@ class LearnerStage:
             "dropped": c.dropped if c else 0,
             "invalid": (c.invalid if c else 0) + self.invalid_samples,
             "gaps": c.gaps if c else 0,
+            "orphan": c.orphan if c else 0,  # messages of streams that never started here (no effect)
+            "lost_streams": c.lost_streams if c else 0,  # sources given up (silent, or table full)
         }
 
     # --- items ------------------------------------------------------------------
     def process(self, item) -> None:
         if isinstance(item, WireSample):
             self._sample(item)
+            return
+        if isinstance(item, Orphan):
+            # A source streams to us without our having seen it start: this learner restarted
+            # (kill -9, --resume). It resends from the position this learner acknowledges.
+            if self.publisher is not None:
+                log.info("stream %08x unknown here: asking its source to resync at %s", item.stream_id, self.position)
+                self.publisher.resync(item.stream_id, self.position)
             return
         t = item.type
         if t == MsgType.CONTROL:
@@ -105,6 +114,8 @@ class LearnerStage:
                 item.stream_id,
                 item.payload.get("kind"),
             )
+            if self.publisher is not None:  # welcome: where this learner is, so a restarted source continues there
+                self.publisher.ack(item.stream_id, item.seq, position=self.position)
         elif t == MsgType.STREAM_END:
             log.info("stream %08x ended: %s", item.stream_id, item.payload)
             if self.publisher is not None:
@@ -263,6 +274,12 @@ class LearnerStage:
         self._metrics_t = now
 
     def _split_end(self, phase: Phase, epoch: int) -> None:
+        # Only the end of the pass in progress counts: a forged or stale SPLIT_END must not
+        # move the saved position (one at epoch 65535 used to make a resume train nothing).
+        expected = (self.position.get("epoch"), phase == Phase.TEST)
+        if phase in (Phase.TRAIN, Phase.TEST) and (epoch, bool(self.position.get("train_done"))) != expected:
+            self._reject("SPLIT_END %s epoch %d ignored: the learner is at %s", phase.name, epoch, self.position)
+            return
         if phase == Phase.TRAIN:
             # The tail of the epoch counts before evaluation (a partial batch is applied).
             result = self.learner.flush()
@@ -313,6 +330,8 @@ class LearnerStage:
             if self.shutdown_requested:
                 return "shutdown"
             ready = bool(pending) and not self.paused
+            if self.publisher is not None:
+                self.publisher.service()  # subscriptions take effect (and cost nothing when flooded)
             pending += receiver.poll(0 if ready else 100, data=not self.paused and not pending)
             i = 0
             while i < len(pending) and not (stop.is_set() or self.shutdown_requested):

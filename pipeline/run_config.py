@@ -30,7 +30,11 @@ class PipelineConfig:
     queue: int = 64  # drop mode: samples a source holds before dropping the oldest
     packet_events: int = 0  # split a sample into packets of at most this many events; 0 = one
     keys: str = ""  # CURVE key folder from `biograd keys DIR`; "" = no encryption
-    max_events: int = 4_000_000  # larger EVENTS messages are rejected as invalid
+    max_events: int = 4_000_000  # larger EVENTS messages are rejected as invalid (and larger frames refused)
+    sample_timeout_s: float = 60.0  # a sample half-received that long is discarded (counted in dropped)
+    max_buffered_events: int = 16_000_000  # events of all half-received samples together (oldest discarded)
+    max_streams: int = 1024  # sources remembered at once (least recently heard forgotten)
+    stream_idle_s: float = 300.0  # a source silent that long without STREAM_END is given up; 0 = never
     metrics_every: int = 100  # samples between metrics records
     bin_us: int = 0  # encoder time bin; 0 = the preset's (N-MNIST 5000, MNIST 1000)
     progress: bool = True  # tqdm progress bar in replay
@@ -45,6 +49,15 @@ class PipelineConfig:
         require(self.queue >= 1, "pipeline.queue", self.queue, "must be >= 1")
         require(self.packet_events >= 0, "pipeline.packet_events", self.packet_events, "must be >= 0")
         require(self.max_events >= 1, "pipeline.max_events", self.max_events, "must be >= 1")
+        require(self.sample_timeout_s > 0, "pipeline.sample_timeout_s", self.sample_timeout_s, "must be > 0")
+        require(
+            self.max_buffered_events >= self.max_events,
+            "pipeline.max_buffered_events",
+            self.max_buffered_events,
+            "must be >= pipeline.max_events",
+        )
+        require(self.max_streams >= 1, "pipeline.max_streams", self.max_streams, "must be >= 1")
+        require(self.stream_idle_s >= 0, "pipeline.stream_idle_s", self.stream_idle_s, "must be >= 0")
         require(self.metrics_every >= 1, "pipeline.metrics_every", self.metrics_every, "must be >= 1")
         require(self.bin_us >= 0, "pipeline.bin_us", self.bin_us, "must be >= 0")
         require(self.wait_for_sinks >= 0, "pipeline.wait_for_sinks", self.wait_for_sinks, "must be >= 0")

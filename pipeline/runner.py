@@ -156,7 +156,18 @@ def run_learner(
     reason = None
     halted: LearningHalted | None = None
     try:
-        receiver = Receiver(ep.input, ep.control, ctx, hwm=p.hwm, keys=p.keys, max_events=p.max_events)
+        receiver = Receiver(
+            ep.input,
+            ep.control,
+            ctx,
+            hwm=p.hwm,
+            keys=p.keys,
+            max_events=p.max_events,
+            sample_timeout_s=p.sample_timeout_s,
+            max_buffered_events=p.max_buffered_events,
+            max_streams=p.max_streams,
+            stream_idle_s=p.stream_idle_s,
+        )
         publisher = RecordPublisher(ep.output, ctx, keys=p.keys)
         stage = LearnerStage(
             cfg, learner, sinks, checkpoints, publisher, resume_state=position, frames=cfg.sinks.dashboard
@@ -164,7 +175,7 @@ def run_learner(
         log.info("learner listening: input %s, control %s, output %s", ep.input, ep.control, ep.output)
         if p.wait_for_sinks:
             log.info("waiting for %d sink(s) to subscribe to %s", p.wait_for_sinks, ep.output)
-            publisher.wait_for_sinks(p.wait_for_sinks, p.wait_for_sinks_s)
+            publisher.wait_for_sinks(p.wait_for_sinks, p.wait_for_sinks_s, stop=stop)
         ready_at = time.time()
         if live:
             control = connect_address(ep.control)

@@ -67,7 +67,8 @@ class PredictionPublisher:
         if record.get("type") != "prediction":
             return
         try:
-            self._socket.send_multipart(record_message(check_record(record), seq=self._seq), zmq.NOBLOCK)
+            frames = record_message(check_record(record), seq=self._seq, index=self._seq)
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:  # never block the learner for a slow subscriber
             return
         self._seq += 1
@@ -138,6 +139,11 @@ class RecordSubscriber:
     def invalid(self) -> int:
         return self._sub.invalid + self._bad_records
 
+    @property
+    def lost(self) -> int:
+        """Records the publisher sent that never arrived here (numbered per type)."""
+        return self._sub.lost
+
     def records(self, count: int = 0, idle_timeout: float | None = None) -> Iterator[dict]:
         timeout_ms = None if idle_timeout is None else int(idle_timeout * 1000)
         while True:
@@ -181,4 +187,10 @@ def print_predictions(
         time.monotonic() - started,
         subscriber.invalid,
     )
+    if subscriber.lost:
+        print(
+            f"biograd: {subscriber.lost} records lost on the way (this subscriber was too slow); "
+            f"{writer.written} printed",
+            file=sys.stderr,
+        )
     return 0

@@ -18,7 +18,7 @@ import zmq
 
 from biograd.core.errors import ConfigError
 from biograd.core.protocol import Phase
-from biograd.core.transport import Sender
+from biograd.core.transport import Resync, Sender
 from biograd.sources.factory import make_windower, open_source
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,25 @@ def work_left(cfg, position: dict | None) -> bool:
     return False
 
 
+#: How long a replay source waits for the learner to acknowledge its start before sending
+#: from its own position (an older learner, or one paused, never acknowledges).
+WELCOME_TIMEOUT_S = 30.0
+
+
+def _position_key(position: dict) -> tuple:
+    return (int(position["epoch"]), bool(position.get("train_done")), int(position["next_index"]))
+
+
+def _valid_position(position) -> dict | None:
+    """A position sent by a learner, checked (it decides what is sent next), or None."""
+    try:
+        epoch, index = position["epoch"], position["next_index"]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in (epoch, index))
+        return {"epoch": epoch, "next_index": index, "train_done": bool(position.get("train_done"))} if ok else None
+    except (TypeError, KeyError):
+        return None
+
+
 def run_replay_source(
     cfg,
     data_root,
@@ -100,7 +119,14 @@ def run_replay_source(
     epochs: int | None = None,
     ack_address: str | None = None,
 ) -> int:
-    """Send every epoch (train split, then test split) from ``position`` on; returns samples sent."""
+    """Send every epoch (train split, then test split) from ``position`` on; returns samples sent.
+
+    With ``ack_address`` the learner acknowledges the stream's start with its own position:
+    a learner that is further (this source restarted) is followed, so nothing is trained
+    twice. A learner that restarted and lost this stream asks for a resync
+    (:class:`~biograd.core.transport.Resync`): the source starts a new stream from the
+    learner's position, so every sample is trained once per epoch in the final model.
+    """
     epochs = epochs or cfg.source.epochs
     if position is None:
         # source.skip counts samples of the whole run, as the datasets do.
@@ -108,14 +134,17 @@ def run_replay_source(
         position = {"epoch": epoch, "next_index": index, "train_done": False}
     p = cfg.pipeline
     has_test = has_test_pass(cfg)
-    start_epoch = int(position["epoch"])
-    total = 0
     train_len = split_length(cfg, data_root, "train")
     test_len = split_length(cfg, data_root, "test") if has_test else 0
-    for e in range(start_epoch, epochs):
-        if not (e == start_epoch and position.get("train_done")):
-            total += train_len - (int(position["next_index"]) if e == start_epoch else 0)
-        total += test_len
+
+    def total_from(position) -> int:
+        start_epoch, total = int(position["epoch"]), 0
+        for e in range(start_epoch, epochs):
+            if not (e == start_epoch and position.get("train_done")):
+                total += max(0, train_len - (int(position["next_index"]) if e == start_epoch else 0))
+            total += test_len
+        return total
+
     sender = Sender(
         address,
         ctx,
@@ -127,11 +156,18 @@ def run_replay_source(
         kind=cfg.source.kind,
         packet_events=p.packet_events,
         stop=stop,
-        total=total,
+        total=total_from(position),
         ack_address=ack_address,
+        position=position,
     )
     sent = 0
     pacer = Pacer(cfg.source.speed, stop)
+    if ack_address:
+        acknowledged = _valid_position(sender.wait_welcome(WELCOME_TIMEOUT_S))
+        if acknowledged is not None and _position_key(acknowledged) > _position_key(position):
+            log.info("the learner is at %s: continuing there, not at %s", acknowledged, position)
+            position = acknowledged
+            sender.restart(position, total_from(position))
 
     def send_split(split: str, phase, epoch: int, skip: int = 0) -> bool:
         """Send one split of one epoch; False when asked to stop part-way."""
@@ -141,25 +177,40 @@ def run_replay_source(
             pacer.wait(sample.events)
             if stop.is_set():
                 return False
+            sender.check()  # a restarted learner asks for a resync
             sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, phase, epoch, index)
             n += 1
         sender.split_end(phase, epoch, n)
         sent += n
         return True
 
-    try:
+    def send_all(position) -> bool:
+        start_epoch = int(position["epoch"])
         for epoch in range(start_epoch, epochs):
             if not (epoch == start_epoch and position.get("train_done")):
                 skip = int(position["next_index"]) if epoch == start_epoch else 0
                 if not send_split("train", Phase.TRAIN, epoch, skip):
-                    return sent
+                    return False
             if has_test and not send_split("test", Phase.TEST, epoch):
+                return False
+        return True
+
+    finished = False
+    try:
+        while True:
+            try:
+                if send_all(position):
+                    sender.finish("done")  # waits for the learner's ack; may raise Resync
+                    finished = True
                 return sent
-        return sent
+            except Resync as again:
+                position = _valid_position(again.position) or position
+                log.warning("the learner restarted and lost this stream: resending from %s", position)
+                sender.restart(position, total_from(position))
     except InterruptedError:
         return sent
     finally:
-        sender.close("stopped" if stop.is_set() else "done")
+        sender.close(None if finished else ("stopped" if stop.is_set() else "done"))
 
 
 def run_live_source(

@@ -77,6 +77,7 @@ class Sender:
         ack_timeout_s: float = 120.0,
         stop_timeout_s: float = 5.0,
         position: dict | None = None,
+        ping_s: float = 1.0,
     ):
         if flow not in ("block", "drop"):
             raise ValueError(f"flow must be 'block' or 'drop', got {flow!r}")
@@ -95,10 +96,12 @@ class Sender:
         # open, because libzmq may discard what a closed peer left unread (see close()).
         self.ack_timeout_s = ack_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.ping_s = ping_s
         self.acked = False
         self.learner: int | None = None  # the learner instance that welcomed this stream
         self.learner_position: dict | None = None
         self._end_seq: int | None = None
+        self._end_queued_at: float | None = None
         self._ack = None
         if ack_address:
             self._ack = connect(self.ctx, zmq.SUB, ack_address, keys, linger_ms=0, max_frame=1 << 16)
@@ -127,7 +130,12 @@ class Sender:
         self._send_unit(unit)
 
     def restart(self, position: dict | None = None, total: int | None = None) -> None:
-        """Start a new stream on the same socket (after :class:`Resync`); queued samples are abandoned."""
+        """Start a new stream on the same socket (after :class:`Resync`); queued samples are abandoned.
+
+        No STREAM_END for the old stream (a learner that sees every stream ended would stop):
+        the new STREAM_START carries the same name, which makes a learner that knows the old
+        stream close it (a restarted source).
+        """
         if self._ack is not None:
             self._ack.setsockopt(zmq.UNSUBSCRIBE, protocol.topic(MsgType.STREAM_ACK, self.stream_id))
         self._pending.clear()
@@ -298,11 +306,8 @@ class Sender:
         self.dropped += sum(1 for u in self._pending if u.droppable and not u.started)
         self._pending.clear()
         self._end_seq = self.seq
-        end = self._frames(
-            Message(
-                MsgType.STREAM_END, payload={"reason": reason, "samples": self.sent_samples, "dropped": self.dropped}
-            )
-        )
+        end_payload = {"reason": reason, "samples": self.sent_samples, "dropped": self.dropped}
+        end = self._frames(Message(MsgType.STREAM_END, payload=end_payload))
         remaining = max(0.0, deadline - time.monotonic())
         if not self.sock.poll(int(remaining * 1000), zmq.POLLOUT):
             log.warning(
@@ -312,11 +317,19 @@ class Sender:
             )
             return False
         self._send(end, zmq.NOBLOCK)
+        self._end_queued_at = time.monotonic()
         if self._ack is None or stopping:
             return False
         ack_deadline = time.monotonic() + self.ack_timeout_s
+        next_ping = time.monotonic() + self.ping_s
         while not self.acked and time.monotonic() < ack_deadline and not self.stop.is_set():
             self._read_acks(100)
+            if not self.acked and time.monotonic() >= next_ping and self.sock.poll(0, zmq.POLLOUT):
+                # Still no ack: the learner may have restarted and lost this stream. A repeated
+                # STREAM_END is ignored by a learner that knows the stream (it ended) and makes
+                # one that does not ask for a resync.
+                next_ping = time.monotonic() + self.ping_s
+                self._send(self._frames(Message(MsgType.STREAM_END, payload=end_payload)), zmq.NOBLOCK)
         if not self.acked:
             log.warning(
                 "stream %08x: the learner did not confirm STREAM_END%s; its last messages may be lost",
@@ -340,8 +353,14 @@ class Sender:
                 log.warning("stream %08x: the learner restarted while the stream was ending", self.stream_id)
         if self._ack is not None:
             self._ack.close(0)
-        # Stopping: STREAM_END may still sit in the socket; give libzmq a moment to send it.
-        linger = min(1.0, timeout_s) if self.stop.is_set() else timeout_s
+        # STREAM_END may sit behind up to a high-water mark of messages: while the learner reads,
+        # give libzmq the time to send them (stopping: up to stop_timeout_s); unsent, nothing waits.
+        if self._end_queued_at is None:
+            linger = 0.0
+        elif self.stop.is_set():
+            linger = max(0.0, self._end_queued_at + self.stop_timeout_s - time.monotonic())
+        else:
+            linger = timeout_s
         self.sock.close(int(linger * 1000))
         if self._own_ctx:
             self.ctx.term()

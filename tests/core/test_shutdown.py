@@ -45,7 +45,7 @@ def test_sigterm_to_busy_sources_gives_no_corrupted_frame():
         for sock in socks:
             poller.register(sock, zmq.POLLIN)
         kill_at = {i: time.monotonic() + rng.uniform(0.3, 1.2) for i in range(TRIALS)}
-        good = corrupted = 0
+        good = corrupted = ends = 0
         last_message = time.monotonic()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -63,6 +63,7 @@ def test_sigterm_to_busy_sources_gives_no_corrupted_frame():
                     frames = sock.recv_multipart()
                     last_message = time.monotonic()
                     head = HEADER.unpack(frames[0])
+                    ends += head[2] == MsgType.STREAM_END
                     if head[2] != MsgType.EVENTS:
                         continue
                     sample_id = bytes(head[13][: head[12]]).decode()
@@ -81,5 +82,6 @@ def test_sigterm_to_busy_sources_gives_no_corrupted_frame():
         ctx.term()
     assert corrupted == 0, f"{corrupted} corrupted EVENTS frames ({good} good)"
     assert good >= TRIALS  # every source was busy sending when it was stopped
+    assert ends == TRIALS  # every stopped source still ended its stream (issue 13.10)
     assert codes == [0] * TRIALS  # before the fix some also died of SIGSEGV/SIGABRT at exit
     assert protocol.PROTOCOL_VERSION == 1
