@@ -85,6 +85,7 @@ class LearnerStage:
             "gaps": c.gaps if c else 0,
             "orphan": c.orphan if c else 0,  # messages of streams that never started here (no effect)
             "lost_streams": c.lost_streams if c else 0,  # sources given up (silent, or table full)
+            "skipped": c.skipped if c else 0,  # samples a source could not read (damaged files)
         }
 
     # --- items ------------------------------------------------------------------

@@ -100,11 +100,23 @@ def list_split(root: Path, split: str) -> list[tuple[Path, int]]:
         raise DataNotFoundError(
             f"{folder} does not exist: an N-MNIST folder holds Train/<digit>/*.bin and Test/<digit>/*.bin"
         )
-    items = []
+    items: list[tuple[Path, int]] = []
+    unreadable: list[Path] = []
     for digit in range(10):
         sub = folder / str(digit)
         if sub.is_dir():
-            items.extend((f, digit) for f in sorted(sub.glob("*.bin")))
+            for f in sorted(sub.glob("*.bin")):
+                if f.is_file():  # follows symlinks: a dangling one or a directory named *.bin is not
+                    items.append((f, digit))
+                else:
+                    unreadable.append(f)
+    if unreadable:
+        log.warning(
+            "%s: %d *.bin entries are not readable files (dangling links or directories), skipped: %s",
+            folder,
+            len(unreadable),
+            ", ".join(str(p) for p in unreadable[:3]) + (" ..." if len(unreadable) > 3 else ""),
+        )
     if not items:
         raise DataNotFoundError(f"{folder} holds no <digit>/*.bin files")
     return items

@@ -16,9 +16,10 @@ from dataclasses import replace
 import numpy as np
 import zmq
 
-from biograd.core.errors import ConfigError
+from biograd.core.errors import BioGradError, ConfigError
 from biograd.core.protocol import Phase
 from biograd.core.transport import Resync, Sender
+from biograd.sources.base import SeededDataset, epoch_order
 from biograd.sources.factory import make_windower, open_source
 
 log = logging.getLogger(__name__)
@@ -42,11 +43,27 @@ def open_split(cfg, data_root, split: str):
     return dataset
 
 
-def iter_split(cfg, data_root, split: str, epoch: int, skip: int = 0):
-    """(index, Sample) of one pass over ``split`` in the source's seeded order of ``epoch``."""
+def iter_split(cfg, data_root, split: str, epoch: int, skip: int = 0, bad: list | None = None):
+    """(index, Sample) of one pass over ``split`` in the source's seeded order of ``epoch``.
+
+    A sample that cannot be read (a damaged or vanished file) is skipped with a warning and
+    appended to ``bad``; its index still counts, so positions stay those of the seeded order.
+    """
     dataset = open_split(cfg, data_root, split)
-    for i, sample in enumerate(dataset.iter_epoch(epoch, skip)):
-        yield skip + i, sample
+    if not isinstance(dataset, SeededDataset) or type(dataset).iter_epoch is not SeededDataset.iter_epoch:
+        for i, sample in enumerate(dataset.iter_epoch(epoch, skip)):
+            yield skip + i, sample
+        return
+    order = epoch_order(len(dataset), dataset.seed, epoch, dataset.shuffle)
+    for index in range(skip, len(order)):
+        try:
+            sample = dataset.sample(int(order[index]), epoch)
+        except (BioGradError, OSError) as exc:
+            log.warning("%s sample %d of epoch %d skipped: %s", split, index, epoch, exc)
+            if bad is not None:
+                bad.append(str(exc))
+            continue
+        yield index, sample
 
 
 def split_length(cfg, data_root, split: str) -> int:
@@ -161,6 +178,7 @@ def run_replay_source(
         position=position,
     )
     sent = 0
+    bad: list[str] = []  # unreadable samples skipped (reported in STREAM_END)
     pacer = Pacer(cfg.source.speed, stop)
     if ack_address:
         acknowledged = _valid_position(sender.wait_welcome(WELCOME_TIMEOUT_S))
@@ -173,13 +191,15 @@ def run_replay_source(
         """Send one split of one epoch; False when asked to stop part-way."""
         nonlocal sent
         n = 0
-        for index, sample in iter_split(cfg, data_root, split, epoch, skip):
+        sender.skipped = len(bad)
+        for index, sample in iter_split(cfg, data_root, split, epoch, skip, bad):
             pacer.wait(sample.events)
             if stop.is_set():
                 return False
             sender.check()  # a restarted learner asks for a resync
             sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, phase, epoch, index)
             n += 1
+        sender.skipped = len(bad)
         sender.split_end(phase, epoch, n)
         sent += n
         return True

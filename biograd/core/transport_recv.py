@@ -58,6 +58,7 @@ class Counters:
     streams: int = 0
     orphan: int = 0  # messages of streams that never started here (no effect)
     lost_streams: int = 0  # streams given up: evicted from the table or silent too long
+    skipped: int = 0  # samples a source could not read (damaged files), from its STREAM_END
 
 
 @dataclass
@@ -313,6 +314,9 @@ class Receiver:
                 self._invalid(
                     f"STREAM_END of {msg.stream_id:08x} reports dropped={reported!r} after {msg.seq} messages"
                 )
+            skipped = msg.payload.get("skipped", 0) if msg.payload else 0
+            if isinstance(skipped, int) and not isinstance(skipped, bool) and 0 <= skipped < 2**31:
+                self.counters.skipped += skipped
             out.append(msg)
         elif t in protocol.SAMPLE_TYPES:
             self._sample_part(stream, msg, out)

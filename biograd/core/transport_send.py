@@ -89,6 +89,7 @@ class Sender:
         self.packet_events = packet_events
         self.sent_samples = 0
         self.dropped = 0
+        self.skipped = 0  # samples the source could not read (a damaged file), set by its owner
         self.stop = stop or threading.Event()
         self._pending: collections.deque[_Unit] = collections.deque()
         self._queue = queue
@@ -307,6 +308,8 @@ class Sender:
         self._pending.clear()
         self._end_seq = self.seq
         end_payload = {"reason": reason, "samples": self.sent_samples, "dropped": self.dropped}
+        if self.skipped:
+            end_payload["skipped"] = self.skipped
         end = self._frames(Message(MsgType.STREAM_END, payload=end_payload))
         remaining = max(0.0, deadline - time.monotonic())
         if not self.sock.poll(int(remaining * 1000), zmq.POLLOUT):
