@@ -252,6 +252,9 @@ def test_structured_fuzzing_of_every_message_type_never_crashes(ctx):
     got = [s for s in items if isinstance(s, WireSample) and s.stream_id == good.stream_id]
     assert [s.sample_id for s in got] == [f"g{k}" for k in range(sent)]
     c = receiver.counters
+    print(
+        f"measured: fuzzing: {c.messages} messages, invalid {c.invalid}, orphan {c.orphan}, good samples {len(got)}/{sent}"
+    )
     assert c.messages >= 6000 + sent * 3 and c.invalid > 1000
     assert c.gaps < 2**21 * 4  # a forged seq moves the counters by at most max_gap per stream
     for item in items:  # whatever got through is well-formed
@@ -317,6 +320,9 @@ def test_input_memory_is_bounded_under_attack(ctx):
     _drain(receiver, lambda out: receiver.counters.streams >= 20_000 + 41, timeout=30)
     assert len(receiver.streams) == 100
     peak = max(peak, _rss_mb())
+    print(
+        f"measured: input attacks: RSS +{peak - base:.0f} MB, dropped {receiver.counters.dropped}, streams kept {len(receiver.streams)}"
+    )
     assert peak - base < 120, f"RSS grew {peak - base:.0f} MB under attack"
     attacker.close(None)
     evil.close(0)
@@ -368,6 +374,7 @@ def test_a_subscription_flood_costs_the_output_no_memory(ctx):
             time.sleep(0.02)
         assert pub.ignored_subscriptions >= wanted
         assert len(pub._ack_topics) == 4096
+        print(f"measured: subscription flood: RSS +{peak - base:.0f} MB, ignored {pub.ignored_subscriptions}")
         assert peak - base < 40, f"RSS grew {peak - base:.0f} MB"
         assert sink.recv(2000)["type"] == "metrics"  # the real sink still gets its records
     finally:
