@@ -3,7 +3,8 @@
 Split by job (each module says how it holds up against hostile or broken peers):
 
 * :mod:`biograd.core.transport_base`: addresses, bind/connect with limits (docs/protocol.md).
-* :mod:`biograd.core.transport_send`: :class:`Sender`, a source's PUSH end; ``send_control``.
+* :mod:`biograd.core.transport_send`: :class:`Sender`, a source's PUSH end.
+* :mod:`biograd.core.transport_control`: ``send_control`` (``biograd control``), ``ack_address_for``.
 * :mod:`biograd.core.transport_recv`: :class:`Receiver`, the learner's input (validation,
   reassembly, bounded memory).
 * :mod:`biograd.core.transport_records`: :class:`RecordPublisher` (learner output, STREAM_ACK)
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 from biograd.core.transport_base import (
     ZERO_COPY_THRESHOLD,
+    Counters,
     Endpoints,
+    Orphan,
+    WireSample,
     bind,
     close_bound,
     connect,
@@ -24,9 +28,10 @@ from biograd.core.transport_base import (
     endpoints,
     max_frame_bytes,
 )
+from biograd.core.transport_control import ack_address_for, send_control
 from biograd.core.transport_records import RecordPublisher, RecordSubscriber
-from biograd.core.transport_recv import MAX_PENDING_REPLIES, Counters, Orphan, Receiver, WireSample
-from biograd.core.transport_send import Resync, Sender, ack_address_for, send_control
+from biograd.core.transport_recv import MAX_PENDING_REPLIES, Receiver
+from biograd.core.transport_send import Resync, Sender
 
 __all__ = [
     "ZERO_COPY_THRESHOLD",

@@ -15,12 +15,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import zmq
 
 from biograd.core import protocol
 from biograd.core.errors import BioGradError
-from biograd.core.events import EVENT_DTYPE
+from biograd.core.events import EVENT_DTYPE, Geometry
+from biograd.core.protocol import Phase
 from biograd.core.security import check_bind, secure_client, secure_server
 
 #: pyzmq copies frames below this size anyway; zero-copy only pays above it.
@@ -133,3 +136,40 @@ def peek_header(frames) -> tuple[int, int] | None:
         return None
     fields = protocol.HEADER.unpack(raw)
     return int(fields[3]), int(fields[4])
+
+
+@dataclass
+class Counters:
+    """What the receiver saw; all of it goes into the metrics records."""
+
+    messages: int = 0
+    invalid: int = 0  # messages rejected by protocol validation
+    gaps: int = 0  # sequence numbers never received (lost or dropped at a source)
+    dropped: int = 0  # samples lost: incomplete here, or dropped by a source (its STREAM_END)
+    samples: int = 0  # complete samples delivered
+    events: int = 0
+    streams: int = 0
+    orphan: int = 0  # messages of streams that never started here (no effect)
+    lost_streams: int = 0  # streams given up: evicted from the table or silent too long
+    skipped: int = 0  # samples a source could not read (damaged files), from its STREAM_END
+
+
+@dataclass
+class WireSample:
+    """A sample reassembled from SAMPLE_START, EVENTS…, SAMPLE_END of one stream."""
+
+    sample_id: str
+    label: int | None
+    geometry: Geometry
+    events: np.ndarray
+    phase: Phase
+    epoch: int
+    index: int
+    stream_id: int
+
+
+class Orphan(NamedTuple):
+    """A stream sent messages without a STREAM_START seen here: ask its source to resync."""
+
+    stream_id: int
+    type: None = None  # not a message type: code dispatching on ``item.type`` ignores it

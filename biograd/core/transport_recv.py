@@ -23,15 +23,14 @@ import collections
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 import zmq
 
 from biograd.core import protocol
-from biograd.core.events import EVENT_DTYPE, Geometry
-from biograd.core.protocol import Message, MsgType, Phase
-from biograd.core.transport_base import bind, close_bound, max_frame_bytes, peek_header
+from biograd.core.events import EVENT_DTYPE
+from biograd.core.protocol import Message, MsgType
+from biograd.core.transport_base import Counters, Orphan, WireSample, bind, close_bound, max_frame_bytes, peek_header
 
 log = logging.getLogger(__name__)
 
@@ -43,43 +42,6 @@ DEFAULT_STREAM_IDLE_S = 300.0
 #: Control senders remembered for an answer (oldest forgotten first: bounded memory).
 MAX_PENDING_REPLIES = 1024
 _MAX_ORPHANS = 256
-
-
-@dataclass
-class Counters:
-    """What the receiver saw; all of it goes into the metrics records."""
-
-    messages: int = 0
-    invalid: int = 0  # messages rejected by protocol validation
-    gaps: int = 0  # sequence numbers never received (lost or dropped at a source)
-    dropped: int = 0  # samples lost: incomplete here, or dropped by a source (its STREAM_END)
-    samples: int = 0  # complete samples delivered
-    events: int = 0
-    streams: int = 0
-    orphan: int = 0  # messages of streams that never started here (no effect)
-    lost_streams: int = 0  # streams given up: evicted from the table or silent too long
-    skipped: int = 0  # samples a source could not read (damaged files), from its STREAM_END
-
-
-@dataclass
-class WireSample:
-    """A sample reassembled from SAMPLE_START, EVENTS…, SAMPLE_END of one stream."""
-
-    sample_id: str
-    label: int | None
-    geometry: Geometry
-    events: np.ndarray
-    phase: Phase
-    epoch: int
-    index: int
-    stream_id: int
-
-
-class Orphan(NamedTuple):
-    """A stream sent messages without a STREAM_START seen here: ask its source to resync."""
-
-    stream_id: int
-    type: None = None  # not a message type: code dispatching on ``item.type`` ignores it
 
 
 @dataclass

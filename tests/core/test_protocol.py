@@ -152,6 +152,7 @@ def test_no_pickle_anywhere_in_the_wire_path():
         "transport.py",
         "transport_base.py",
         "transport_send.py",
+        "transport_control.py",
         "transport_recv.py",
         "transport_records.py",
     ):
