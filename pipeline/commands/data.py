@@ -25,7 +25,7 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _send_label(connect: str, keys: str, text: str, wait_s: float) -> None:
+def _send_label(connect: str, keys: str, text: str, wait_s: float, timeout_s: float = 10.0) -> None:
     from biograd.core.errors import ConfigError
     from biograd.pipeline.commands.stages import print_answer
 
@@ -33,7 +33,9 @@ def _send_label(connect: str, keys: str, text: str, wait_s: float) -> None:
         raise ConfigError(f"label {text.strip()!r}: must be a digit 0..9")
     from biograd.core.transport import send_control
 
-    answers = send_control(connect, "label", int(text), keys=keys, applied_s=wait_s, on_answer=print_answer)
+    answers = send_control(
+        connect, "label", int(text), keys=keys, applied_s=wait_s, on_answer=print_answer, timeout_s=timeout_s
+    )
     if answers and answers[-1].get("status") == "queued" and wait_s > 0:
         print(f"still queued after {wait_s:g} s (no live window arrived yet)", flush=True)
 
@@ -42,7 +44,7 @@ def cmd_label(args) -> int:
     """One label (``biograd label 3``), or the keyboard helper: one digit per line from stdin."""
     keys = args.keys or ""
     if args.digit is not None:
-        _send_label(args.connect, keys, args.digit, args.wait)
+        _send_label(args.connect, keys, args.digit, args.wait, args.timeout)
         return 0
     from biograd.core.errors import ConfigError
 
@@ -53,7 +55,7 @@ def cmd_label(args) -> int:
         if not line.strip():
             continue
         try:
-            _send_label(args.connect, keys, line, 0.0)  # typing goes on; the learner queues
+            _send_label(args.connect, keys, line, 0.0, args.timeout)  # typing goes on; the learner queues
         except ConfigError as exc:  # a typo must not end the labelling session
             print(f"ignored: {exc}", file=sys.stderr, flush=True)
     return 0
@@ -92,4 +94,5 @@ def register(subparsers) -> None:
     p.add_argument(
         "--wait", type=float, default=10.0, metavar="S", help="wait this long for the window the label is applied to"
     )
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="wait this long for the learner's answer")
     p.set_defaults(func=cmd_label)

@@ -177,6 +177,7 @@ def cmd_control(args) -> int:
         keys=args.keys or "",
         applied_s=args.wait if args.command_name == "label" else 0.0,
         on_answer=print_answer,
+        timeout_s=args.timeout,
     )
     return 0 if answers[-1].get("status") not in ("refused", "dropped") else 1
 
@@ -281,6 +282,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
     p.add_argument("--wait", type=float, default=10.0, metavar="S", help="label: wait this long for its window")
+    p.add_argument("--timeout", type=float, default=10.0, metavar="S", help="wait this long for the learner's answer")
     p.set_defaults(func=cmd_control)
 
     p = subparsers.add_parser("keys", help="create CURVE keys for non-loopback transports")
