@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!--\s*skip-test:(?P<why>[^>]*)-->\s*\n)?```(?P<lang>sh|bash|shell)\n(?P<body>.*?)```", re.S)
 SKIP = re.compile(r"\[skip-test:\s*(?P<why>[^\]]+)\]")
-LONG_S = 8.0  # a server (learner, sink, background job) gets Ctrl-C after this long
+LONG_S = 5.0  # a server (learner, sink, background job) gets Ctrl-C after this long
 TIMEOUT_S = 180.0  # any command: a hard limit, then it fails
 SERVERS = re.compile(r"^biograd (learner|sink)\b")
 LIMIT = 40  # samples per split of any run
@@ -39,6 +39,7 @@ SMALL = {
     "learner": ["--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
     "source": ["--set", f"source.limit={LIMIT}"],
     "label": ["--wait", "2"],
+    "continual": ["--train-per-class", "3", "--test-per-class", "3", "--seeds", "0", "--quiet"],
 }
 #: deploy options capped to a few samples (value = the largest allowed; Lava's graph: fewer).
 CAPS = {"--train": 20, "--test": 20, "--limit": 10}
