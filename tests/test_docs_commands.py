@@ -31,6 +31,7 @@ LONG_S = 5.0  # a server (learner, sink, background job) gets Ctrl-C after this 
 TIMEOUT_S = 180.0  # any command: a hard limit, then it fails
 SERVERS = re.compile(r"^biograd (learner|sink)\b")
 LIMIT = 40  # samples per split of any run
+MAX_EPOCHS = 3
 #: Appended to commands that process data: small enough for the suite, settings a run accepts.
 SMALL = {
     "replay": ["--set", f"source.limit={LIMIT}", "--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
@@ -92,6 +93,9 @@ def adapt(command: str) -> tuple[str, bool]:
                     words[k + 1] = str(min(int(words[k + 1]), caps[word]))
             if len(words) > 2 and words[2] == "run" and "--limit" not in words:
                 words += ["--limit", str(caps["--limit"])]
+        if sub == "replay" and "--epochs" in words[:-1]:
+            k = words.index("--epochs") + 1
+            words[k] = str(min(int(words[k]), MAX_EPOCHS))
         words += SMALL.get(sub, [])
     return " ".join(words), background
 
