@@ -27,11 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!--\s*skip-test:(?P<why>[^>]*)-->\s*\n)?```(?P<lang>sh|bash|shell)\n(?P<body>.*?)```", re.S)
 SKIP = re.compile(r"\[skip-test:\s*(?P<why>[^\]]+)\]")
-LONG_S = 5.0  # a server (learner, sink, background job) gets Ctrl-C after this long
+LONG_S = 8.0  # a server (learner, sink, background job) gets Ctrl-C after this long
 TIMEOUT_S = 180.0  # any command: a hard limit, then it fails
 SERVERS = re.compile(r"^biograd (learner|sink)\b")
 LIMIT = 40  # samples per split of any run
 MAX_EPOCHS = 3
+#: Exit statuses of a clean Ctrl-C: 130 from the CLI, -SIGINT when it came before the CLI's handler.
+INTERRUPTED = (130, -signal.SIGINT)
 #: Appended to commands that process data: small enough for the suite, settings a run accepts.
 SMALL = {
     "replay": ["--set", f"source.limit={LIMIT}", "--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
@@ -180,7 +182,7 @@ def test_every_command_in_the_docs_runs(doc, tmp_path, data_dir):
             server = bool(SERVERS.match(run))
             code, out, interrupted = _run(run, work, env, TIMEOUT_S, LONG_S if server else TIMEOUT_S)
             print(f"{doc.name}:{line} {time.monotonic() - started:5.1f} s rc {code}: {run}")
-            if not (code == 0 or (server and interrupted and code == 130)):
+            if not (code == 0 or (server and interrupted and code in INTERRUPTED)):
                 failures.append(f"{doc.name}:{line}: `{run}` exited {code}\n{out[-2500:]}")
         for line, run, proc in background:
             try:
@@ -194,7 +196,7 @@ def test_every_command_in_the_docs_runs(doc, tmp_path, data_dir):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     out, _ = proc.communicate()
-            if proc.returncode not in ((0, 130) if interrupted else (0,)):
+            if proc.returncode not in ((0, *INTERRUPTED) if interrupted else (0,)):
                 failures.append(f"{doc.name}:{line}: `{run} &` exited {proc.returncode}\n{out[-2500:]}")
     finally:
         for _, _, proc in background:
