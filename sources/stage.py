@@ -267,6 +267,13 @@ def run_live_source(
         def send(samples):
             nonlocal sent
             for sample in samples:
+                try:
+                    sender.check()
+                except Resync:
+                    # The learner restarted and lost this stream: a live stream has no position
+                    # to go back to, so it just starts again (the windows in between are gone).
+                    log.warning("the learner restarted: live stream started again")
+                    sender.restart()
                 sender.send_sample(sample.sample_id, sample.label, sample.geometry, sample.events, Phase.LIVE, 0, sent)
                 sent += 1
 

@@ -427,3 +427,27 @@ def test_drop_mode_never_drops_split_end_and_counts_a_sample_once(ctx):
 
 def test_unpacked_header_fields_cover_the_struct():
     assert struct.calcsize("<2sBBIQHHhBHqIB64s") == HEADER.size
+
+
+def test_a_drop_mode_source_hears_that_a_restarted_learner_lost_its_stream(ctx):
+    """Live sources too: the learner's resync reaches a drop-mode Sender, which starts again."""
+    from biograd.core.transport import Resync
+
+    receiver = Receiver("inproc://live-resync", ctx=ctx)
+    pub = RecordPublisher("inproc://live-resync-out", ctx)
+    cam = Sender("inproc://live-resync", ctx, flow="drop", name="cam", ack_address="inproc://live-resync-out")
+    time.sleep(0.2)
+    pub.service()
+    pub.resync(cam.stream_id, None)  # what a learner that never saw this stream start says
+    with pytest.raises(Resync):
+        for _ in range(50):
+            cam.check()
+            time.sleep(0.02)
+    old = cam.stream_id
+    cam.restart()
+    cam.send_sample("w", None, NMNIST_GEOMETRY, _events(10), Phase.LIVE)
+    cam.close(None)
+    items = _drain(receiver, lambda out: any(isinstance(i, WireSample) for i in out))
+    assert cam.stream_id != old and [i.sample_id for i in items if isinstance(i, WireSample)] == ["w"]
+    pub.close()
+    receiver.close()
