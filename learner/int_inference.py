@@ -112,7 +112,7 @@ def _lif_step(acc32, v, scale, bias, vth, decay, out_idx):
     return m
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _network_step(in_idx, n_in, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts):
     """All layers for one time step, given the input layer's active inputs in_idx[:n_in]."""
     idx = in_idx
@@ -139,7 +139,7 @@ def raster_counts(in_ptr, in_idx, wts, scales, biases, vths, decays, acc16s, acc
     return counts
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True)
 def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
     """Counts of the events [a, b) into ``counts``; returns (bad_index, code), see :func:`event_counts`."""
     width, height, channels, timesteps, bin_us, round_us, t_origin = geo
