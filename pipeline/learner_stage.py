@@ -131,7 +131,7 @@ class LearnerStage:
 
     def _control(self, payload: dict) -> None:
         command = payload["command"]
-        log.info("control: %s", payload)
+        log.debug("control: %s", payload)  # the sender is answered; the terminal shows windows
         if command == "label":
             self._queue_label(payload)
             return

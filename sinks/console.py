@@ -19,7 +19,8 @@ def confidence(counts) -> float:
 
 
 def window_line(record: dict) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(record["time"])) + f"{record['time'] % 1:.2f}"[1:]
+    centis = round(record["time"] * 100)  # rounded once, so 12.999 s reads 13.00, not 12.00
+    stamp = time.strftime("%H:%M:%S", time.localtime(centis // 100)) + f".{centis % 100:02d}"
     line = (
         f"{stamp}  window {record['index']:<5d} predicted {record['predicted']}  "
         f"confidence {confidence(record['counts']):.2f}"
