@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -140,11 +141,33 @@ def build_run_config(config_file: str | Path | None = None, overrides: list[str]
             merged[key] = value
     for key, value in defaults.items():
         merged.setdefault(key, value)
+    if PORT_ENV in os.environ and "port" not in data.get("pipeline", {}):
+        # several learners on one machine: each shell picks its ports once
+        merged["pipeline"] = {**merged["pipeline"], "port": env_port()}
     for section, key in PATH_SETTINGS:  # `--set pipeline.keys=~/.biograd/keys` works as typed
         value = merged.get(section, {}).get(key)
         if isinstance(value, str) and value.startswith("~"):
             merged[section] = {**merged[section], key: str(Path(value).expanduser())}
     return from_dict(RunConfig, merged)
+
+
+#: Environment variable with the default ``pipeline.port`` (input; control = +1, output = +2).
+PORT_ENV = "BIOGRAD_PORT"
+
+
+def env_port(default: int = 5555) -> int:
+    """``$BIOGRAD_PORT`` (checked), else ``default``: the base port of the learner's sockets."""
+    text = os.environ.get(PORT_ENV, "")
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65534:
+        raise ConfigError(f"${PORT_ENV} = {text!r}: must be a TCP port below 65534 (control and output use +1, +2)")
+    return int(text)
+
+
+def default_control_address() -> str:
+    """Where ``biograd label`` / ``control`` find a learner started with the default settings."""
+    return f"tcp://127.0.0.1:{env_port() + 1}"
 
 
 #: Settings that name a file or folder; ``~`` is expanded in each.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,8 +37,17 @@ MAX_EPOCHS = 3
 INTERRUPTED = (130, -signal.SIGINT)
 #: Appended to commands that process data: small enough for the suite, settings a run accepts.
 SMALL = {
-    "replay": ["--set", f"source.limit={LIMIT}", "--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
-    "live": ["--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
+    "replay": [
+        "--set",
+        f"source.limit={LIMIT}",
+        "--set",
+        "sinks.dashboard_hold=false",
+        "--set",
+        "sinks.plots=false",
+        "--set",
+        "sinks.dashboard_port=0",
+    ],
+    "live": ["--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false", "--set", "sinks.dashboard_port=0"],
     "eval": ["--set", f"source.limit={LIMIT}"],
     "learner": ["--set", "sinks.dashboard_hold=false", "--set", "sinks.plots=false"],
     "source": ["--set", f"source.limit={LIMIT}"],
@@ -80,9 +90,13 @@ def _without_comment(command: str) -> str:
     return re.split(r"\s#", " " + command, maxsplit=1)[0].strip()
 
 
-def adapt(command: str) -> tuple[str, bool]:
-    """The command as run here (comment dropped, small limits), and whether it runs in the background."""
+def adapt(command: str, ports: dict[int, int] | None = None) -> tuple[str, bool]:
+    """The command as run here (comment dropped, small limits, the default ports moved to
+    ``ports`` so suites running side by side never talk to each other's learners), and whether
+    it runs in the background."""
     command = _without_comment(command)
+    for default, port in (ports or {}).items():
+        command = re.sub(rf"(?<=[:\s]){default}\b", str(port), command)
     background = command.endswith("&")
     command = command.rstrip("&").strip()
     words = command.split(" ")
@@ -140,6 +154,22 @@ def _run(command: str, cwd: Path, env: dict, timeout_s: float, ctrl_c_s: float) 
     return proc.returncode, out, interrupted
 
 
+def _free_ports(n: int) -> int:
+    """A base port with ``n`` consecutive free ports."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free ports")
+
+
 def _env(home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["HOME"] = str(home)
@@ -156,6 +186,9 @@ def test_every_command_in_the_docs_runs(doc, tmp_path, data_dir):
     home.mkdir()
     env = _env(home)
     env["BIOGRAD_DATA"] = str(data_dir)
+    base = _free_ports(3)
+    env["BIOGRAD_PORT"] = str(base)  # the default ports of every command in this document
+    ports = {5555: base, 5556: base + 1, 5557: base + 2, 8765: _free_ports(1)}
     failures, skipped, background = [], [], []
     try:
         for line, command, reason in doc_commands(doc):
@@ -164,7 +197,7 @@ def test_every_command_in_the_docs_runs(doc, tmp_path, data_dir):
                 continue
             if command.startswith("make "):  # make targets run the same CLI through .venv
                 command = command.replace("make run", "biograd replay", 1)
-            run, in_background = adapt(command)
+            run, in_background = adapt(command, ports)
             if in_background:
                 proc = subprocess.Popen(
                     ["bash", "-c", "exec " + run],

@@ -42,7 +42,10 @@ def _send_label(connect: str, keys: str, text: str, wait_s: float, timeout_s: fl
 
 def cmd_label(args) -> int:
     """One label (``biograd label 3``), or the keyboard helper: one digit per line from stdin."""
+    from biograd.pipeline.run_config import default_control_address
+
     keys = args.keys or ""
+    args.connect = args.connect or default_control_address()
     if args.digit is not None:
         _send_label(args.connect, keys, args.digit, args.wait, args.timeout)
         return 0
@@ -86,9 +89,10 @@ def register(subparsers) -> None:
     p.add_argument("digit", metavar="K", nargs="?", help="the digit; omit it to label interactively")
     p.add_argument(
         "--connect",
-        default="tcp://127.0.0.1:5556",
+        default=None,
         metavar="ADDR",
-        help="the learner's control address (printed by `biograd live`)",
+        help="the learner's control address (printed by `biograd live`; default tcp://127.0.0.1:5556, "
+        "or $BIOGRAD_PORT + 1)",
     )
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
     p.add_argument(

@@ -170,8 +170,10 @@ def cmd_control(args) -> int:
 
     if args.command_name == "label" and args.label is None:
         raise ConfigError("control label needs the digit: biograd control label 3 --connect ADDR")
+    from biograd.pipeline.run_config import default_control_address
+
     answers = send_control(
-        args.connect,
+        args.connect or default_control_address(),
         args.command_name,
         args.label,
         keys=args.keys or "",
@@ -276,9 +278,10 @@ def register(subparsers) -> None:
     p.add_argument("label", nargs="?", type=int, help="for `label`: the digit of the next live window")
     p.add_argument(
         "--connect",
-        default="tcp://127.0.0.1:5556",
+        default=None,
         metavar="ADDR",
-        help="the learner's control address (printed by `biograd live` and `biograd learner`)",
+        help="the learner's control address (printed by `biograd live`; default tcp://127.0.0.1:5556, "
+        "or $BIOGRAD_PORT + 1)",
     )
     p.add_argument("--keys", metavar="DIR", help="CURVE key folder")
     p.add_argument("--wait", type=float, default=10.0, metavar="S", help="label: wait this long for its window")

@@ -218,3 +218,16 @@ def test_label_keyboard_helper_queues_each_typed_digit_and_skips_typos(running, 
     captured = capsys.readouterr()
     assert "ignored: label 'x': must be a digit 0..9" in captured.err
     assert "learner: label 7 queued for the next live window (2 waiting)" in captured.out
+
+
+def test_biograd_port_moves_every_default_address(monkeypatch):
+    from biograd.core.errors import ConfigError
+    from biograd.pipeline.run_config import default_control_address
+
+    monkeypatch.setenv("BIOGRAD_PORT", "6000")
+    assert build_run_config(None).pipeline.port == 6000
+    assert build_run_config(None, ["pipeline.port=7000"]).pipeline.port == 7000  # an explicit setting wins
+    assert default_control_address() == "tcp://127.0.0.1:6001"
+    monkeypatch.setenv("BIOGRAD_PORT", "70000")
+    with pytest.raises(ConfigError, match="BIOGRAD_PORT = '70000'"):
+        build_run_config(None)
