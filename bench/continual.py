@@ -222,6 +222,43 @@ def cmd_lava_check(args) -> int:
     return 0 if same else 1
 
 
+def cmd_clp_sweep(args) -> int:
+    """CLP's similarity threshold on a validation split of the *training* samples (never the test
+    split), with a NumPy model of the allocation rule (allocate on no match or a wrong label)."""
+    from biograd.core.data import data_root
+    from biograd.pipeline.continual.clp import clp_features
+    from biograd.pipeline.continual.protocols import build_protocol
+
+    print("| protocol | sim threshold | prototypes | val acc winner-take-all | val acc lowest-index readout |")
+    print("|---|---|---|---|---|")
+    for name in ("split-mnist", "split-nmnist"):
+        plan = PLAN[name]
+        proto = build_protocol(name, data_root(args.data), 0, plan["train_per_class"], 0)
+        X = np.array([clp_features(r) for t in proto.tasks for r in t.train])
+        Y = np.concatenate([t.train_labels for t in proto.tasks])
+        idx = np.random.default_rng(1).permutation(len(Y))
+        va, tr = idx[: args.val], idx[args.val :]
+        for sim in args.sims:
+            vth = sim * 127**2
+            W: list = []
+            L: list = []
+            for i in tr:
+                if W:
+                    fires = np.flatnonzero(np.array(W) @ X[i] > vth)
+                    if fires.size and L[fires[0]] == Y[i]:
+                        continue
+                W.append(X[i])
+                L.append(Y[i])
+            a = X[va] @ np.array(W).T
+            wta = np.array(L)[np.argmax(a, axis=1)]
+            first = np.array([L[np.flatnonzero(r > vth)[0]] if (r > vth).any() else -1 for r in a])
+            print(
+                f"| {name} | {sim:g} | {len(W)} | {np.mean(wta == Y[va]) * 100:.1f} | "
+                f"{np.mean(first == Y[va]) * 100:.1f} |"
+            )
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench.continual", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -236,6 +273,11 @@ def main(argv=None) -> int:
     lc.add_argument("--seed", type=int, default=0)
     lc.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
     lc.set_defaults(func=cmd_lava_check)
+    cs = sub.add_parser("clp-sweep", help="CLP similarity threshold on a validation split of training samples")
+    cs.add_argument("--sims", type=float, nargs="+", default=[0.8, 0.85, 0.88, 0.9, 0.92])
+    cs.add_argument("--val", type=int, default=200)
+    cs.add_argument("--data", help="dataset root (default $BIOGRAD_DATA)")
+    cs.set_defaults(func=cmd_clp_sweep)
     rep = sub.add_parser("report", help="tables and plots from the logs")
     rep.add_argument("--json", help="write the figures as one flat JSON object")
     rep.set_defaults(func=cmd_report)
