@@ -24,6 +24,7 @@ timestamp of each packet.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import time
@@ -167,9 +168,10 @@ def scan_aedat4(path: str | os.PathLike, strict: bool = True) -> Aedat4Layout:
                 (size, f"truncated: the data table should start at byte {position} but the file has {size} bytes")
             )
         packets, off = [], start + hlen
-        f.seek(off)
+        # the packet headers through a memory map: no read/seek call per packet
+        view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         while off < end:
-            pheader = f.read(8)
+            pheader = view[off : off + 8]
             if len(pheader) < 8:
                 problems.append((off, f"truncated packet header ({len(pheader)} of 8 bytes)"))
                 break
@@ -194,7 +196,8 @@ def scan_aedat4(path: str | os.PathLike, strict: bool = True) -> Aedat4Layout:
                 break
             packets.append((off, sid, psize))
             off += 8 + psize
-            f.seek(off)
+        if isinstance(view, mmap.mmap):
+            view.close()
     if strict and problems:
         raise DataFormatError(path, problems[0][1], problems[0][0])
     return Aedat4Layout(path, compression, position, streams, packets, problems)
