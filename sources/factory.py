@@ -154,6 +154,18 @@ def open_source(
     raise ConfigError(f"source.kind = {cfg.kind!r}: unknown")
 
 
+def has_test_split(cfg: SourceConfig, data_root: str | os.PathLike | None = None) -> bool:
+    """Whether the replay source has a test split to evaluate on (datasets, Tonic, recording folders)."""
+    if cfg.kind in ("nmnist", "mnist", "tonic"):
+        return True
+    if cfg.kind in ("file", "aedat") and cfg.path:
+        path = Path(cfg.path).expanduser()
+        if not path.is_absolute() and not path.exists() and data_root:
+            path = Path(data_root) / path
+        return any((path / name).is_dir() for name in ("Test", "test"))
+    return False
+
+
 def parse_udp_address(text: str) -> tuple[str, int]:
     """``"host:port"`` or ``"port"`` to bind; host defaults to 127.0.0.1 (loopback only)."""
     host, _, port = (text or "127.0.0.1:3333").rpartition(":")

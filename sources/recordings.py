@@ -9,8 +9,9 @@ A class folder named by an integer gives that label, otherwise classes are
 numbered in sorted order. Each recording is one sample: every event of the
 file (any format of :mod:`sources.formats`, recognised from its content),
 through the same crop / filters / resize / polarity as live streams. A file
-that cannot be read is skipped with a warning and counted in ``stats.invalid``:
-one bad recording does not end a replay.
+that cannot be read raises DataFormatError from ``sample``; the replay stage
+(``sources.stage.iter_split``) skips it with a warning and counts it, keeping
+the positions of the seeded order: one bad recording does not end a replay.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from biograd.core.errors import BioGradError, DataNotFoundError
-from biograd.sources.base import Sample, SeededDataset, StreamStats, epoch_order, seeded_subset
+from biograd.core.errors import DataNotFoundError
+from biograd.sources.base import Sample, SeededDataset, StreamStats, seeded_subset
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +100,3 @@ class RecordingFolder(SeededDataset):
         prep = self._preprocessor(recording)
         prep._last = None  # the refractory state belongs to one recording
         return Sample(str(path.relative_to(self.root)), label, prep(events), prep.geometry)
-
-    def iter_epoch(self, epoch: int, start: int = 0):
-        for i in epoch_order(len(self), self.seed, epoch, self.shuffle)[start:]:
-            try:
-                yield self.sample(int(i), epoch)
-            except BioGradError as exc:
-                self.stats.invalid += 1
-                self.stats.last_error = str(exc)
-                log.warning("skipped a recording that cannot be read: %s", exc)

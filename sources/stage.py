@@ -20,7 +20,7 @@ from biograd.core.errors import BioGradError, ConfigError
 from biograd.core.protocol import Phase
 from biograd.core.transport import Resync, Sender
 from biograd.sources.base import SeededDataset, epoch_order
-from biograd.sources.factory import make_windower, open_source
+from biograd.sources.factory import has_test_split, make_windower, open_source
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,10 @@ class Pacer:
             self._due += (int(events["t"][-1]) - int(events["t"][0])) / 1e6 / self.speed
 
 
-def has_test_pass(cfg) -> bool:
-    """Whether each replay epoch ends with the test split (``pipeline.evaluate``, datasets with one)."""
-    return cfg.pipeline.evaluate and cfg.source.kind in ("nmnist", "mnist")
+def has_test_pass(cfg, data_root=None) -> bool:
+    """Whether each replay epoch ends with the test split (``pipeline.evaluate``, datasets with one:
+    N-MNIST, MNIST, Tonic, a folder of recordings with a Test/ folder)."""
+    return cfg.pipeline.evaluate and has_test_split(cfg.source, data_root)
 
 
 def work_left(cfg, position: dict | None) -> bool:
@@ -150,7 +151,7 @@ def run_replay_source(
         epoch, index = divmod(cfg.source.skip, max(1, split_length(cfg, data_root, "train")))
         position = {"epoch": epoch, "next_index": index, "train_done": False}
     p = cfg.pipeline
-    has_test = has_test_pass(cfg)
+    has_test = has_test_pass(cfg, data_root)
     train_len = split_length(cfg, data_root, "train")
     test_len = split_length(cfg, data_root, "test") if has_test else 0
 

@@ -53,11 +53,16 @@ def test_folder_of_recordings_replays_in_every_format(mixed_root):
 def test_a_bad_recording_is_skipped_and_counted(mixed_root, tmp_path, caplog):
     import shutil
 
+    from biograd.pipeline.run_config import build_run_config
+    from biograd.sources.stage import iter_split
+
     root, _ = mixed_root
     shutil.copytree(root / "Train", tmp_path / "Train")
     (tmp_path / "Train" / "4" / "broken.raw").write_bytes(b"\x00\x01not an event file")
-    dataset = open_source(SourceConfig(kind="file", path=str(tmp_path), shuffle=False), epoch=0)
+    cfg = build_run_config(None, ["source.kind=file", f"source.path={tmp_path}", "source.shuffle=false"])
+    bad: list = []
     with caplog.at_level(logging.WARNING):
-        samples = list(dataset)
-    assert len(dataset) == 7 and len(samples) == 6
-    assert dataset.stats.invalid == 1 and "broken.raw" in caplog.text
+        samples = list(iter_split(cfg, None, "train", 0, bad=bad))
+    assert len(samples) == 6 and len(bad) == 1 and "broken.raw" in bad[0]
+    assert "broken.raw" in caplog.text
+    assert [i for i, _ in samples] == [0, 1, 2, 3, 5, 6]  # broken.raw (after 4/ own files) keeps its place
