@@ -14,6 +14,27 @@ from biograd.sources.live import FaeryCameraStream, open_faery_camera
 faery = pytest.importorskip("faery")
 
 
+def _free_tcp_ports(n: int = 3) -> int:
+    """A port p with p .. p+n-1 free now: live binds input, control and output there (not the defaults,
+    which another test run on this machine may hold)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port + n >= 65535:
+            continue
+        try:
+            for p in range(port, port + n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port range")
+
+
 def test_no_driver_names_what_to_install(capsys):
     from faery.event_camera_input import has_event_camera_drivers, has_neuromorphic_drivers
 
@@ -23,9 +44,11 @@ def test_no_driver_names_what_to_install(capsys):
         HardwareUnavailableError, match="pip install event-camera-drivers .* pip install neuromorphic-drivers"
     ):
         open_faery_camera()
-    assert main(["live", "--set", "source.kind=camera", "--set", "source.camera_backend=faery"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install event-camera-drivers" in err[0]
+    port = _free_tcp_ports()
+    argv = ["live", "--set", "source.kind=camera", "--set", "source.camera_backend=faery"]
+    assert main(argv + ["--set", f"pipeline.port={port}"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("biograd: error:")]
+    assert len(errors) == 1 and "pip install event-camera-drivers" in errors[0]  # one line says it all
 
 
 def test_driver_without_camera_is_one_clear_line():
