@@ -127,7 +127,7 @@ def _has_split(folder: Path) -> bool:
 
 
 def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike | None) -> Path:
-    """The N-MNIST folder: ``path`` > ``data_root``/nmnist-1k or nmnist > the bundled sample.
+    """The N-MNIST folder: ``path`` > ``data_root`` itself or its nmnist-1k / nmnist / NMNIST > the bundled sample.
 
     Using the bundled sample (200 train / 100 test samples) is logged as a warning, never silent.
     """
@@ -139,6 +139,8 @@ def locate_nmnist(path: str | os.PathLike | None, data_root: str | os.PathLike |
             return p / "NMNIST"  # Tonic's save_to folder
         return p
     if data_root:
+        if _has_split(Path(data_root)):  # --data given the dataset folder itself, not its parent
+            return Path(data_root)
         for name in DATASET_NAMES:
             if _has_split(Path(data_root) / name):  # an empty or half-made folder is not a dataset
                 return Path(data_root) / name

@@ -65,6 +65,7 @@ def test_seeded_epoch_aware_order_and_resume(nmnist_dir):
 def test_lookup_order_and_bundled_notice(tmp_path, data_dir, caplog, monkeypatch):
     assert locate_nmnist(data_dir / "nmnist-1k", None) == data_dir / "nmnist-1k"
     assert locate_nmnist("", data_dir) == data_dir / "nmnist-1k"
+    assert locate_nmnist(None, data_dir / "nmnist-1k") == data_dir / "nmnist-1k"  # --data at the dataset itself
     (tmp_path / "nmnist").mkdir()
     monkeypatch.setattr("biograd.sources.nmnist._bundled_notice_given", True)
     assert locate_nmnist(None, tmp_path) == BUNDLED_ROOT  # an empty folder (a failed download) is no dataset
