@@ -214,10 +214,9 @@ class BioGradLearner:
     def apply_update(self) -> None:
         """One optimizer step on the mean of the accumulated gradients; clears them."""
         # A step whose bias gradients are all exactly 0 had no neuron inside the surrogate
-        # window: then every weight gradient is 0 too and nothing changes.
-        if any(g.gb.any() for g in self.grads):
+        # window: then every weight gradient is 0 too and nothing changes (the step says so).
+        if self.optimizer.step(self.layers, self.grads, self.batch_fill):
             self.last_change = self.samples_seen
-        self.optimizer.step(self.layers, self.grads, self.batch_fill)
         self.batch_fill = 0
         self.updates += 1
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.learner import kernels, optim_kernels
+from biograd.learner import optim_kernels
 from biograd.learner.checkpoint_io import copy_checked
 from biograd.learner.config import LearnerConfig
 from biograd.learner.state import GradAccum, Layer
@@ -39,13 +39,18 @@ class SGD:
         self.dtype = layers[0].wt.dtype
         self.t = 0  # steps taken
 
-    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
-        """One step on the accumulated gradients (summed over ``batch_fill`` samples); clears them."""
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> bool:
+        """One step on the accumulated gradients (summed over ``batch_fill`` samples); clears them.
+
+        Returns whether any bias gradient was non-zero (else no neuron was inside the surrogate
+        window, every gradient was 0 and nothing changed)."""
         self.t += 1
         scale = self.dtype.type(self.config.lr / batch_fill)
+        changed = False
         for lay, g in zip(layers, grads):
-            kernels.apply_update(lay.wt, g.gwt, lay.b, g.gb, scale, g.touched, g.rows, g.n_rows)
+            changed |= optim_kernels.sgd_layer(lay.wt, g.gwt, lay.b, g.gb, scale, g.touched, g.rows, g.n_rows)
             g.n_rows = 0
+        return changed
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return {"opt_t": np.array(self.t, dtype=np.int64)}
@@ -77,15 +82,29 @@ class Adaptive(SGD):
         self.vb = [np.zeros((1, lay.b.shape[0]), dt) for lay in layers]
         self.mb = [np.zeros((1, lay.b.shape[0]), dt) if adam else np.zeros((1, 1), dt) for lay in layers]
         self.lastb = [np.zeros(1, dtype=np.int64) for _ in layers]
-        self._one_row = np.zeros(1, dtype=np.int32)
-        self._flag = np.zeros(1, dtype=np.uint8)
+        # (1, N_out) views of each layer's b and g_b, made on first use
+        self._bias_views: list[tuple[np.ndarray, np.ndarray]] = []
+        self._hyper: dict[int, np.ndarray] = {}  # per batch_fill
+        c = config
+        betas = np.array([c.lr, 1.0, c.beta1, c.beta2, c.eps], dtype=dt)
+        self._pow1 = optim_kernels.beta_powers(betas, 2, optim_kernels.POW_TABLE if adam else 1)
+        self._pow2 = optim_kernels.beta_powers(betas, 3, optim_kernels.POW_TABLE)
 
-    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> bool:
         self.t += 1
-        c = self.config
-        hyper = np.array([c.lr, 1.0 / batch_fill, c.beta1, c.beta2, c.eps], dtype=self.dtype)
+        hyper = self._hyper.get(batch_fill)
+        if hyper is None:
+            c = self.config
+            hyper = np.array([c.lr, 1.0 / batch_fill, c.beta1, c.beta2, c.eps], dtype=self.dtype)
+            self._hyper[batch_fill] = hyper
+        views = self._bias_views
+        if len(views) != len(layers) or any(
+            b.base is not lay.b or gb.base is not g.gb for (b, gb), lay, g in zip(views, layers, grads)
+        ):
+            views[:] = [(lay.b.reshape(1, -1), g.gb.reshape(1, -1)) for lay, g in zip(layers, grads)]
+        changed = False
         for l, (lay, g) in enumerate(zip(layers, grads)):
-            optim_kernels.adaptive_rows(
+            changed |= optim_kernels.adaptive_layer(
                 lay.wt,
                 g.gwt,
                 self.m[l],
@@ -94,24 +113,19 @@ class Adaptive(SGD):
                 g.touched,
                 g.rows,
                 g.n_rows,
-                hyper,
-                self.t,
-                self.adam,
-            )
-            g.n_rows = 0
-            optim_kernels.adaptive_rows(
-                lay.b.reshape(1, -1),
-                g.gb.reshape(1, -1),
+                views[l][0],
+                views[l][1],
                 self.mb[l],
                 self.vb[l],
                 self.lastb[l],
-                self._flag,
-                self._one_row,
-                1,
                 hyper,
                 self.t,
                 self.adam,
+                self._pow1,
+                self._pow2,
             )
+            g.n_rows = 0
+        return changed
 
     def _named(self) -> dict[str, np.ndarray]:
         out = {}
@@ -137,25 +151,32 @@ class LayerRMS(SGD):
     def __init__(self, config: LearnerConfig, layers: list[Layer]):
         super().__init__(config, layers)
         self.s = [np.zeros(2, dtype=np.float64) for _ in layers]  # (s_W, s_b) per layer
+        self._scale = np.zeros(1, dtype=self.dtype)  # the kernel rounds scale_W through it
 
-    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> None:
+    def step(self, layers: list[Layer], grads: list[GradAccum], batch_fill: int) -> bool:
         self.t += 1
         c = self.config
-        inv_n = 1.0 / batch_fill
-        corr = 1.0 - c.beta2**self.t
+        corr = 1.0 - c.beta2**self.t  # Python's float power, as the rule has always used
+        changed = False
         for l, (lay, g) in enumerate(zip(layers, grads)):
-            s = self.s[l]
-            ms_w = optim_kernels.sum_sq_rows(g.gwt, g.rows, g.n_rows) * inv_n * inv_n / g.gwt.size
-            gb = g.gb.astype(np.float64) * inv_n
-            ms_b = float(np.mean(gb * gb))
-            s[0] = c.beta2 * s[0] + (1.0 - c.beta2) * ms_w
-            s[1] = c.beta2 * s[1] + (1.0 - c.beta2) * ms_b
-            scale_w = self.dtype.type(c.lr * inv_n / (np.sqrt(s[0] / corr) + c.eps))
-            scale_b = c.lr / (np.sqrt(s[1] / corr) + c.eps)
-            optim_kernels.scaled_rows(lay.wt, g.gwt, g.touched, g.rows, g.n_rows, scale_w)
+            changed |= optim_kernels.layer_rms_layer(
+                lay.wt,
+                g.gwt,
+                lay.b,
+                g.gb,
+                g.touched,
+                g.rows,
+                g.n_rows,
+                self.s[l],
+                1.0 / batch_fill,
+                corr,
+                c.lr,
+                c.beta2,
+                c.eps,
+                self._scale,
+            )
             g.n_rows = 0
-            lay.b[...] -= (scale_b * gb).astype(lay.b.dtype)
-            g.gb[:] = 0
+        return changed
 
     def _named(self) -> dict[str, np.ndarray]:
         return {f"opt_s{l}": s for l, s in enumerate(self.s)}
