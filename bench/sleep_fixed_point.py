@@ -29,37 +29,20 @@ from pathlib import Path
 
 import numpy as np
 
-from biograd.learner import kernels
 from biograd.learner.config import NMNIST_STREAMING
 from biograd.learner.network import BioGradLearner
-from biograd.learner.sleep import draw_sleep_noise, mirror
+from biograd.learner.sleep import draw_sleep_noise, mirror, sleep_statistics
 
 
 def noise_statistics(learner, l: int, phases: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Σ over phases of (Σ_m h nᵀ, mean_m n²) for hidden layer l, with the sleep phase's noise."""
     cfg = learner.config
-    layers = learner.layers
-    dt = layers[0].wt.dtype
     hn = np.zeros((cfg.layer_sizes[l + 1], cfg.layer_sizes[-1]))
     n2 = np.zeros(cfg.layer_sizes[-1])
     for _ in range(phases):
-        rate, uniforms = draw_sleep_noise(rng, cfg.layer_sizes, cfg.sleep_noise_samples, cfg.sleep_steps)
-        u = uniforms[l]
-        t_s, m_s, n_l = u.shape
-        xi = np.empty(u.shape, dtype=dt)
-        h = np.empty((m_s, n_l), dtype=dt)
-        kernels.ternary_noise(u, np.float32(rate * (1 - rate)), xi, h)
-        above = (xi.reshape(t_s * m_s, n_l) @ layers[l + 1].wt).reshape(t_s, m_s, -1)
-        upper = layers[l + 1 :]
-        v = [np.zeros((m_s, lay.wt.shape[1]), dtype=dt) for lay in upper]
-        s = [np.zeros((m_s, lay.wt.shape[1]), dtype=dt) for lay in upper]
-        n = np.zeros((m_s, layers[-1].wt.shape[1]))
-        for t in range(t_s):
-            for pos, lay in enumerate(upper):
-                current = above[t] if pos == 0 else s[pos - 1] @ lay.wt + lay.b
-                v[pos] = lay.params.vdecay * v[pos] * (1.0 - s[pos]) + current
-                s[pos] = (v[pos] > lay.params.vth).astype(dt)
-            n += s[-1]
+        rate, keys = draw_sleep_noise(rng, cfg.layer_sizes, cfg.sleep_noise_samples, cfg.sleep_steps)
+        h, n = sleep_statistics(learner.layers, l, rate, keys[l], cfg.sleep_noise_samples, cfg.sleep_steps)
+        n = n.astype(np.float64)
         hn += h.T.astype(np.float64) @ n
         n2 += np.mean(n**2, axis=0)
     return hn, n2

@@ -352,25 +352,3 @@ def apply_update(wt, gwt, b, gb, scale, touched, rows, n_rows):
     for i in range(n):
         b[i] -= scale * gb[i]
         gb[i] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def ternary_noise(u, q, xi, h):
-    """xi = +1 where u < q, -1 where u >= 1 - q, else 0; h = Σ over the first axis of xi.
-
-    With q = r(1 - r) this is ξ⁺ - ξ⁻ for independent Bernoulli(r) spikes.
-    """
-    steps, m, n = u.shape
-    hi = 1.0 - q
-    one = np.ones(1, xi.dtype)[0]
-    zero = one - one
-    for a in range(m):
-        for i in range(n):
-            h[a, i] = zero
-    for t in range(steps):
-        for a in range(m):
-            for i in range(n):
-                x = u[t, a, i]
-                val = one if x < q else (-one if x >= hi else zero)
-                xi[t, a, i] = val
-                h[a, i] += val

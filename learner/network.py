@@ -248,8 +248,10 @@ class BioGradLearner:
         Never touches W or b.
         """
         cfg = self.config
-        rate, uniforms = draw_sleep_noise(self.rng, cfg.layer_sizes, cfg.sleep_noise_samples, cfg.sleep_steps)
-        new = sleep_feedback(self.layers, self.feedback, rate, uniforms, cfg.sleep_lr)
+        m_s, t_s = cfg.sleep_noise_samples, cfg.sleep_steps
+        parallel.use_threads(cfg.threads)  # the noise samples run in parallel
+        rate, keys = draw_sleep_noise(self.rng, cfg.layer_sizes, m_s, t_s)
+        new = sleep_feedback(self.layers, self.feedback, rate, keys, cfg.sleep_lr, m_s, t_s)
         for b, nb in zip(self.feedback, new):
             b[...] = nb
         self.sleeps += 1

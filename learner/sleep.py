@@ -8,8 +8,10 @@ reset state. With h = Σ_t (ξ⁺ - ξ⁻) (N_l) and n = Σ_t s_out (N_out) per 
 
     B_l += η_s (Σ_m h_m n_mᵀ - mean_m(n_m²) ⊙ B_l)      (summed Hebbian, averaged decay)
 
-Sleep never changes W or b. The random draws are made by :func:`draw_sleep_noise` and passed
-in, so :func:`sleep_feedback` is a pure function of arrays.
+Sleep never changes W or b. The random draws are made by :func:`draw_sleep_noise` (the rate
+and one noise key per layer) and passed in, so :func:`sleep_feedback` is a pure function of
+arrays; the noise itself is a counter-based stream of the key
+(:mod:`biograd.learner.sleep_kernels`), drawn inside the parallel kernel.
 """
 
 from __future__ import annotations
@@ -18,64 +20,82 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from biograd.learner import kernels
+from biograd.learner import sleep_kernels
 from biograd.learner.state import Layer
 
 
 def draw_sleep_noise(
     rng: np.random.Generator, sizes: Sequence[int], m_s: int, t_s: int
-) -> tuple[float, dict[int, np.ndarray]]:
-    """(rate r, {hidden layer l: uniforms (T_s, M_s, N_l) float32}), drawn top-down from ``rng``."""
+) -> tuple[float, dict[int, int]]:
+    """(rate r, {hidden layer l: noise key}), drawn top-down from ``rng``.
+
+    Layer l's uniforms (T_s, M_s, N_l) are ``sleep_kernels.noise_uniforms(key, t_s, m_s, N_l)``.
+    """
     rate = float(rng.random())
     n_layers = len(sizes) - 1
-    uniforms = {}
+    keys = {}
     for l in range(n_layers - 2, -1, -1):
-        uniforms[l] = rng.random((t_s, m_s, sizes[l + 1]), dtype=np.float32)
-    return rate, uniforms
+        keys[l] = int(rng.integers(0, 2**63, dtype=np.int64))
+    return rate, keys
+
+
+def sleep_statistics(
+    layers: Sequence[Layer], l: int, rate: float, key: int, m_s: int, t_s: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(h, n) of hidden layer l's noise phase: h[m] = Σ_t (ξ⁺ - ξ⁻) (M_s × N_l) and
+    n[m] = Σ_t s_out (M_s × N_out), noise samples in parallel."""
+    dt = layers[0].wt.dtype
+    upper = layers[l + 1 :]
+    h = np.empty((m_s, layers[l].wt.shape[1]), dtype=dt)
+    n = np.empty((m_s, layers[-1].wt.shape[1]), dtype=dt)
+    n_l = h.shape[1]
+
+    def per_layer() -> tuple[np.ndarray, ...]:
+        return tuple(np.empty((m_s, lay.wt.shape[1]), dtype=dt) for lay in upper)
+
+    sleep_kernels.sleep_statistics(
+        np.uint64(key),
+        np.float32(rate * (1.0 - rate)),
+        t_s,
+        tuple(lay.wt for lay in upper),
+        tuple(lay.b for lay in upper),
+        np.array([lay.params.vdecay for lay in upper], dtype=dt),
+        np.array([lay.params.vth for lay in upper], dtype=dt),
+        per_layer(),
+        per_layer(),
+        per_layer(),
+        np.empty((m_s, n_l), dtype=np.int64),
+        np.empty((m_s, n_l), dtype=dt),
+        np.empty((m_s, n_l), dtype=np.float32),
+        h,
+        n,
+    )
+    return h, n
 
 
 def sleep_feedback(
     layers: Sequence[Layer],
     feedback: Sequence[np.ndarray],
     rate: float,
-    uniforms: dict[int, np.ndarray],
+    keys: dict[int, int],
     sleep_lr: float,
+    m_s: int,
+    t_s: int,
 ) -> list[np.ndarray]:
     """The feedback matrices after one sleep phase (new arrays; the inputs are not changed).
 
-    ``uniforms[l]`` holds U(0,1) draws (T_s, M_s, N_l) for hidden layer l. Only ξ⁺ - ξ⁻ is
-    used, and for independent Bernoulli(r) spikes it is +1 and -1 with probability r(1 - r)
-    each, else 0: one uniform per entry draws it. Dense work, vectorised over the M_s noise
-    samples (BLAS).
+    ``keys[l]`` is hidden layer l's noise key (:func:`draw_sleep_noise`), M_s noise samples of
+    T_s steps each. Only ξ⁺ - ξ⁻ is used: for independent Bernoulli(r) spikes it is +1 and -1
+    with probability r(1 - r) each, else 0, so one uniform per entry draws it.
     """
-    n_layers = len(layers)
-    dt = layers[0].wt.dtype
-    q = rate * (1.0 - rate)
     new = [np.array(b, copy=True) for b in feedback]
-    for l in range(n_layers - 2, -1, -1):
-        u = uniforms[l]
-        t_s, m_s, n_l = u.shape
-        xi = np.empty((t_s, m_s, n_l), dtype=dt)
-        h = np.empty((m_s, n_l), dtype=dt)
-        kernels.ternary_noise(u, np.float32(q), xi, h)
-        # the layer above l, for all steps and noise samples in one BLAS call (no bias)
-        above = (xi.reshape(t_s * m_s, n_l) @ layers[l + 1].wt).reshape(t_s, m_s, -1)
-        upper = layers[l + 1 :]
-        v = [np.zeros((m_s, lay.wt.shape[1]), dtype=dt) for lay in upper]
-        s = [np.zeros((m_s, lay.wt.shape[1]), dtype=dt) for lay in upper]
-        n = np.zeros((m_s, layers[-1].wt.shape[1]), dtype=dt)
-        for t in range(t_s):
-            for pos, lay in enumerate(upper):
-                lam, th = lay.params.vdecay, lay.params.vth
-                current = above[t] if pos == 0 else s[pos - 1] @ lay.wt + lay.b
-                v[pos] *= lam * (1.0 - s[pos])
-                v[pos] += current
-                s[pos] = (v[pos] > th).astype(dt)
-            n += s[-1]
+    for l in range(len(layers) - 2, -1, -1):
+        h, n = sleep_statistics(layers, l, rate, keys[l], m_s, t_s)
+        n64 = n.astype(np.float64)
+        hebb = h.T.astype(np.float64) @ n64
+        decay = np.mean(n64**2, axis=0)
         b = new[l]
-        hebb = h.T.astype(np.float64) @ n.astype(np.float64)
-        decay = np.mean(n.astype(np.float64) ** 2, axis=0)
-        b += (sleep_lr * (hebb - decay[None, :] * b)).astype(dt)
+        b += (sleep_lr * (hebb - decay[None, :] * b)).astype(b.dtype)
     return new
 
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from biograd.learner import kernels
 from biograd.learner import sleep as sleep_mod
+from biograd.learner import sleep_kernels
 from biograd.learner.config import LearnerConfig
 from biograd.learner.network import BioGradLearner
 
@@ -51,7 +51,8 @@ def reference_sleep(weights, biases, feedback, params, rng, m_s, t_s, eta, mutat
     order = range(n_layers - 2, -1, -1) if mutation != "bottom_up" else range(n_layers - 1)
     for l in order:
         n_l = weights[l].shape[0]
-        u = rng.random((t_s, m_s, n_l), dtype=np.float32)
+        key = int(rng.integers(0, 2**63, dtype=np.int64))
+        u = sleep_kernels.noise_uniforms(np.uint64(key), t_s, m_s, n_l)
         xi = _bernoulli_difference(u.astype(np.float64), rate)
         h_all, n_all = [], []
         for m in range(m_s):
@@ -136,33 +137,62 @@ def test_each_mutation_of_the_rule_is_detected(mutation):
 def test_layers_above_the_noise_spike_and_reset_in_the_test_network():
     """Guards the mutation test: without spikes above l, the reset and bias mutations would be invisible."""
     learner = _strong_learner()
-    rate, uniforms = sleep_mod.draw_sleep_noise(copy.deepcopy(learner.rng), CFG.layer_sizes, 6, 9)
-    new = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, uniforms, CFG.sleep_lr)
+    rate, keys = sleep_mod.draw_sleep_noise(copy.deepcopy(learner.rng), CFG.layer_sizes, 6, 9)
+    new = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, keys, CFG.sleep_lr, 6, 9)
     assert all(not np.array_equal(a, b) for a, b in zip(new, learner.feedback))
 
 
-def test_ternary_noise_has_the_bernoulli_difference_distribution():
-    rng = np.random.default_rng(0)
+def test_sleep_noise_has_the_bernoulli_difference_distribution():
+    """The counter-based uniforms are uniform and independent across entries and keys, and the
+    kernel's h is Σ_t of their ternary map (+1 below r(1 - r), -1 at or above 1 - r(1 - r))."""
     rate = 0.3
-    u = rng.random((200, 50, 40), dtype=np.float32)
-    xi = np.empty(u.shape)
-    h = np.empty((50, 40))
-    kernels.ternary_noise(u, np.float32(rate * (1 - rate)), xi, h)
     q = rate * (1 - rate)
-    n = xi.size
+    u = sleep_kernels.noise_uniforms(np.uint64(12345), 200, 50, 40)
+    assert u.dtype == np.float32 and u.min() >= 0.0 and u.max() < 1.0
+    flat = u.ravel().astype(np.float64)
+    counts = np.histogram(flat, bins=20, range=(0, 1))[0]
+    expected = flat.size / 20
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert chi2 < 45.0, chi2  # 19 degrees of freedom: p < 0.001 beyond 43.8
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01  # neighbouring entries
+    other = sleep_kernels.noise_uniforms(np.uint64(12346), 200, 50, 40).ravel().astype(np.float64)
+    assert abs(np.corrcoef(flat, other)[0, 1]) < 0.01  # neighbouring keys
+    xi = _bernoulli_difference(flat, rate)
     for value, p in ((1.0, q), (-1.0, q), (0.0, 1 - 2 * q)):
         freq = float(np.mean(xi == value))
-        assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n), (value, freq, p)
-    np.testing.assert_array_equal(h, xi.sum(axis=0))
+        assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / xi.size), (value, freq, p)
+    learner = _strong_learner()
+    h, _ = sleep_mod.sleep_statistics(learner.layers, 2, rate, 12345, 50, 200)
+    # hidden layer 2 has N_l = 6 units: the kernel's stream laid out (T_s, M_s, 6)
+    u6 = sleep_kernels.noise_uniforms(np.uint64(12345), 200, 50, CFG.layer_sizes[3])
+    want = _bernoulli_difference(u6.astype(np.float64), rate).sum(axis=0)
+    np.testing.assert_array_equal(h, want)
+
+
+def test_sleep_result_does_not_depend_on_the_thread_count():
+    import numba
+
+    learner = _strong_learner()
+    rate, keys = sleep_mod.draw_sleep_noise(np.random.default_rng(2), CFG.layer_sizes, 6, 9)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, keys, CFG.sleep_lr, 6, 9)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        every = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, keys, CFG.sleep_lr, 6, 9)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, every):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_sleep_is_a_pure_function():
     learner = _strong_learner()
     fb = [b.copy() for b in learner.feedback]
     w = [lay.wt.copy() for lay in learner.layers]
-    rate, uniforms = sleep_mod.draw_sleep_noise(np.random.default_rng(1), CFG.layer_sizes, 6, 9)
-    first = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, uniforms, CFG.sleep_lr)
-    second = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, uniforms, CFG.sleep_lr)
+    rate, keys = sleep_mod.draw_sleep_noise(np.random.default_rng(1), CFG.layer_sizes, 6, 9)
+    first = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, keys, CFG.sleep_lr, 6, 9)
+    second = sleep_mod.sleep_feedback(learner.layers, learner.feedback, rate, keys, CFG.sleep_lr, 6, 9)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
     for a, c in zip(learner.feedback, fb):
