@@ -135,11 +135,11 @@ class BioGradLearner:
     # --- training -------------------------------------------------------------
 
     def deltas(self, d_out: np.ndarray) -> list[np.ndarray]:
-        """δ per weight layer: hidden δ_l = B_l D_out / K, output δ = D_out / K."""
-        scaled = (d_out / (self.config.timesteps - self.config.error_start)).astype(self.dtype)
-        out = [b @ scaled for b in self.feedback]
-        out.append(scaled)
-        return out
+        """δ per weight layer: hidden δ_l = B_l D_out / K, output δ = D_out / K (new arrays)."""
+        out = tuple(np.empty((1, n), dtype=self.dtype) for n in self.config.layer_sizes[1:])
+        k = float(self.config.timesteps - self.config.error_start)
+        kernels.hidden_deltas(tuple(self.feedback), np.asarray(d_out, dtype=np.float64), k, out, 0)
+        return [d[0] for d in out]
 
     def train_sample(self, raster: SpikeRaster, label: int) -> SampleResult:
         """Forward + error phase, accumulate δ·E, update at ``batch_size``, sleep on schedule."""
@@ -191,7 +191,7 @@ class BioGradLearner:
                 [x for _, x in part],
                 labels[i : i + room],
                 self.layers,
-                self.deltas,
+                self.feedback,
                 cfg.error_start,
                 self.grads,
             )
