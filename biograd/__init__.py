@@ -13,6 +13,10 @@ on first use, so ``import biograd.core`` stays free of Numba and ZeroMQ start-up
 
 from __future__ import annotations
 
+from biograd.core import jit_cache as _jit_cache
+
+_jit_cache.configure()  # before any kernel module is imported
+
 __version__ = "0.1.0"
 
 API = ("settings", "open_dataset", "open_events", "encode", "make_learner", "load_learner", "replay")
