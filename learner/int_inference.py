@@ -18,7 +18,8 @@ graph matches count for count.
 Integer sums do not depend on their order, so the fused kernel adds weight rows straight
 from the raw, time-ordered events (no CSR raster, no sort) and still gives the counts of the
 raster path bit for bit. Rows are summed in int16 (|h| <= 127, at most 256 rows per partial
-sum: exact) and widened once per step.
+sum: exact) and widened once per step. The layers above the first carry their input sum from
+step to step and add only the rows of units whose spike changed (:func:`_network_step`).
 """
 
 from __future__ import annotations
@@ -52,10 +53,8 @@ class IntLayer(NamedTuple):
 
 @njit(cache=True, nogil=True, inline="always")
 def _sum_rows(acc16, acc32, wt, idx, e):
-    """acc32 = Σ_{k < e} wt[idx[k]] (int32), eight int8 rows per pass into int16 partial sums."""
+    """acc32 += Σ_{k < e} wt[idx[k]] (int32), eight int8 rows per pass into int16 partial sums."""
     n = acc32.shape[0]
-    for i in range(n):
-        acc32[i] = 0
     c0 = 0
     while c0 < e:
         c1 = min(c0 + _CHUNK, e)
@@ -87,91 +86,129 @@ def _sum_rows(acc16, acc32, wt, idx, e):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lif_step(acc32, v, scale, bias, vth, decay, out_idx):
-    """One Loihi LIF step for a layer from its summed input; spikes go to out_idx; returns their count.
+def _lif_step(acc32, v, scale, bias, vth, decay, n_next, change, dkey):
+    """One Loihi LIF step for a layer from its summed input.
 
     float64 holds every integer here exactly (|v · decay| < 2^36, |a| < 2^34 before the clip),
     and sgn(d)(|d| >> 12) is trunc(d / 4096): the loop vectorises, unlike int64 (no AVX2
-    multiply). ``v`` keeps the voltage before the reset; the reset is applied on the next step.
+    multiply). ``v`` keeps the voltage before the reset, so [v > vth] is the last step's spike
+    and the reset is applied here. For the layer above: change[i] = s_i(t) xor s_i(t-1), and
+    dkey[i] its row of [W; -W]: i if unit i starts spiking, n_next + i if it stops.
     """
     n = v.shape[0]
     vmax = np.float64(V_MAX)
     inv = np.float64(1.0 / DECAY_UNITY)
     for i in range(n):
         x = v[i]
+        was = x > vth
         y = x * decay * inv
-        y = y if x <= vth else 0.0
-        x = np.trunc(y) + acc32[i] * scale + bias[i]
-        v[i] = min(max(x, -vmax), vmax)
-    # branch-free compaction: hidden layers fire at 10-40 % per step, where a branch per
-    # neuron mispredicts often (measured: 6x slower than this on a trained N-MNIST network)
+        y = y if not was else 0.0
+        x = min(max(np.trunc(y) + acc32[i] * scale + bias[i], -vmax), vmax)
+        v[i] = x
+        change[i] = np.uint8(x > vth) ^ np.uint8(was)
+        dkey[i] = np.int32(i) + np.int32(n_next) * np.int32(was)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _compact(change, dkey, out):
+    """out[:m] = the dkey of the m changed units; branch-free (units change at 10-20 % per
+    step, where a branch per unit mispredicts often), unsigned so no index wraparound."""
+    m = np.uint64(0)
+    for i in range(change.shape[0]):
+        out[m] = dkey[i]
+        m += np.uint64(change[i])
+    return np.int64(m)
+
+
+@njit(cache=True, nogil=True)
+def _network_step(in_idx, n_in, net, work, counts):
+    """All layers for one time step, given the input layer's active inputs in_idx[:n_in].
+
+    Layer 0 sums the rows of this step's inputs. A hidden layer's spikes persist from step to
+    step (about 60 % of the spikes of a trained N-MNIST network are repeats), so the layers
+    above keep their input sum and add only the change: rows of W for units that start
+    spiking, of -W for units that stop (``wts[l]`` = [W; -W] for l >= 1): integer sums, so
+    exact in any order.
+    """
+    wts, scales, biases, vths, decays = net
+    acc16s, acc32s, vs, changes, dkeys, keys = work
+    acc = acc32s[0]
+    for i in range(acc.shape[0]):
+        acc[i] = 0
+    _sum_rows(acc16s[0], acc, wts[0], in_idx, n_in)
+    last = len(wts) - 1
     m = 0
-    for i in range(n):
-        out_idx[m] = i
-        m += v[i] > vth
-    return m
+    for l in range(last + 1):
+        if l > 0:
+            _sum_rows(acc16s[l], acc32s[l], wts[l], keys[l - 1], m)
+        n_next = wts[l + 1].shape[0] // 2 if l < last else 0
+        _lif_step(acc32s[l], vs[l], scales[l], biases[l], vths[l], decays[l], n_next, changes[l], dkeys[l])
+        if l < last:
+            m = _compact(changes[l], dkeys[l], keys[l])
+    v = vs[last]
+    vth = vths[last]
+    for i in range(counts.shape[0]):
+        counts[i] += v[i] > vth
 
 
-@njit(cache=True, nogil=True)
-def _network_step(in_idx, n_in, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts):
-    """All layers for one time step, given the input layer's active inputs in_idx[:n_in]."""
-    idx = in_idx
-    m = n_in
-    for l in range(len(wts)):
-        _sum_rows(acc16s[l], acc32s[l], wts[l], idx, m)
-        m = _lif_step(acc32s[l], vs[l], scales[l], biases[l], vths[l], decays[l], spikes[l])
-        idx = spikes[l]
-    for k in range(m):
-        counts[idx[k]] += 1
-
-
-@njit(cache=True, nogil=True)
-def raster_counts(in_ptr, in_idx, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes):
-    """Output spike counts (int64) of one sample given as a CSR raster by step."""
+@njit(cache=True, nogil=True, inline="always")
+def _reset(work):
+    """A new sample: voltages and the hidden layers' running input sums back to 0."""
+    acc32s, vs = work[1], work[2]
     for l in range(len(vs)):
         vs[l][:] = 0.0
-    counts = np.zeros(vs[len(vs) - 1].shape[0], dtype=np.int64)
+        acc32s[l][:] = 0
+
+
+@njit(cache=True, nogil=True)
+def raster_counts(in_ptr, in_idx, net, work):
+    """Output spike counts (int64) of one sample given as a CSR raster by step."""
+    _reset(work)
+    counts = np.zeros(work[2][len(work[2]) - 1].shape[0], dtype=np.int64)
     for t in range(in_ptr.shape[0] - 1):
         a = in_ptr[t]
-        _network_step(
-            in_idx[a:], in_ptr[t + 1] - a, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts
-        )
+        _network_step(in_idx[a:], in_ptr[t + 1] - a, net, work, counts)
     return counts
 
 
 @njit(cache=True, nogil=True)
 def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
-    """Counts of the events [a, b) into ``counts``; returns (bad_index, code), see :func:`event_counts`."""
+    """Counts of the events [a, b) into ``counts``; returns (bad_index, code), see :func:`event_counts`.
+
+    Event and input indices are unsigned: Numba checks a signed index for wraparound on
+    every access, which cost about 40 % of this loop.
+    """
     width, height, channels, timesteps, bin_us, round_us, t_origin = geo
-    wts, scales, biases, vths, decays = net
-    acc16s, acc32s, vs, spikes = work
-    plane = width * height
+    plane = np.uint64(width * height)
+    wu = np.uint64(width)
     half = round_us // 2
     one_div = bin_us % round_us == 0
-    for l in range(len(vs)):
-        vs[l][:] = 0.0
+    _reset(work)
     stamp[:] = -1
     counts[:] = 0
     hi = np.int64(-(2**62))  # end of the current bin in raw time: sorted events divide once per bin
     cur = np.int64(-1)
+    cur32 = np.int32(-1)
     last = np.int64(-(2**62))
     done = 0  # steps already run
-    nk = 0  # distinct inputs of step `done` so far
-    k = a
-    while k < b:
+    nk = np.uint64(0)  # distinct inputs of step `done` so far
+    k = np.uint64(a)
+    end = np.uint64(b)
+    while k < end:
         tk = t[k]
         xk = x[k]
         yk = y[k]
         pk = p[k]
         # one branch for the four checks (non-short-circuit |): all four are almost never true
         if (xk >= width) | (yk >= height) | (pk > 1) | (tk < last):
+            bad = np.int64(k) - a
             if xk >= width:
-                return k - a, 1
+                return bad, 1
             if yk >= height:
-                return k - a, 2
+                return bad, 2
             if pk > 1:
-                return k - a, 3
-            return k - a, 4
+                return bad, 3
+            return bad, 4
         last = tk
         if tk >= hi:
             cur = _step_of(tk, t_origin, half, bin_us, round_us, one_div)
@@ -179,19 +216,20 @@ def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
             if cur >= timesteps:
                 break
             while done < cur:
-                _network_step(keys, nk, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts)
+                _network_step(keys, np.int64(nk), net, work, counts)
                 done += 1
-                nk = 0
+                nk = np.uint64(0)
+            cur32 = np.int32(cur)
         if cur >= 0:
-            key = (np.int64(pk) if channels == 2 else 0) * plane + np.int64(yk) * width + np.int64(xk)
+            key = (np.uint64(pk) if channels == 2 else np.uint64(0)) * plane + np.uint64(yk) * wu + np.uint64(xk)
             # a repeat of an input within the bin is stored and not counted (no branch)
-            seen = stamp[key] == cur
-            stamp[key] = cur
+            seen = stamp[key] == cur32
+            stamp[key] = cur32
             keys[nk] = key
-            nk += 1 - seen
-        k += 1
+            nk += np.uint64(1) - np.uint64(seen)
+        k += np.uint64(1)
     # binning stops at the first event past the window; the rest still has to be valid input
-    for j in range(k, b):
+    for j in range(np.int64(k), b):
         if x[j] >= width:
             return j - a, 1
         if y[j] >= height:
@@ -199,10 +237,10 @@ def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
         if p[j] > 1:
             return j - a, 3
     while done < timesteps:
-        _network_step(keys, nk, wts, scales, biases, vths, decays, acc16s, acc32s, vs, spikes, counts)
+        _network_step(keys, np.int64(nk), net, work, counts)
         done += 1
-        nk = 0
-    return -1, 0
+        nk = np.uint64(0)
+    return np.int64(-1), 0
 
 
 @njit(cache=True, nogil=True)
@@ -210,7 +248,7 @@ def event_counts(t, x, y, p, geo, net, work, keys, stamp):
     """Output counts straight from raw events in time order, binned as ``encoding.encode_events``.
 
     ``geo`` = (width, height, channels, timesteps, bin_us, round_us, t_origin); ``net`` =
-    (wts, scales, biases, vths, decays); ``work`` = (acc16s, acc32s, vs, spikes).
+    (wts, scales, biases, vths, decays); ``work`` = the workspaces of :class:`IntNetwork`.
     Returns (counts, bad_index, code): code 0 ok, 1/2/3 x/y/polarity out of range at
     bad_index (as ``encoding._bin_events``), 4 events not in time order (the caller bins
     them with the any-order encoder instead).
@@ -245,6 +283,8 @@ class IntNetwork:
         for l, q in enumerate(layers):
             if q.wt.dtype != np.int8 or q.wt.ndim != 2 or not q.wt.flags.c_contiguous:
                 raise BioGradError(f"layer {l}: wt must be a C-contiguous 2-D int8 array, got {q.wt.dtype}")
+            if q.wt.size and q.wt.min() == -128:
+                raise BioGradError(f"layer {l}: weights must be within -127..127 (halved Loihi mantissas)")
             if q.wt.shape[0] != n_in:
                 raise BioGradError(f"layer {l}: {q.wt.shape[0]} inputs, the layer below has {n_in} units")
             if q.bias.shape != (q.wt.shape[1],):
@@ -262,9 +302,11 @@ class IntNetwork:
         # v stays 0 <= vth, so they never fire, and the row sums need no scalar tail.
         sizes = [-(-q.wt.shape[1] // _PAD) * _PAD for q in layers]
         wts, biases = [], []
-        for q, n in zip(layers, sizes):
+        for l, (q, n) in enumerate(zip(layers, sizes)):
             w = np.zeros((q.wt.shape[0], n), dtype=np.int8)
             w[:, : q.wt.shape[1]] = q.wt
+            if l > 0:
+                w = np.concatenate([w, -w])
             b = np.zeros(n)
             b[: q.bias.shape[0]] = q.bias
             wts.append(w)
@@ -280,10 +322,12 @@ class IntNetwork:
             tuple(np.zeros(n, dtype=np.int16) for n in sizes),
             tuple(np.zeros(n, dtype=np.int32) for n in sizes),
             tuple(np.zeros(n, dtype=np.float64) for n in sizes),
+            tuple(np.zeros(n, dtype=np.uint8) for n in sizes),
             tuple(np.zeros(n, dtype=np.int32) for n in sizes),
+            tuple(np.zeros(n + 1, dtype=np.int32) for n in sizes),
         )
         self._keys = np.zeros(self.n_inputs, dtype=np.int32)
-        self._stamp = np.full(self.n_inputs, -1, dtype=np.int64)
+        self._stamp = np.full(self.n_inputs, -1, dtype=np.int32)
 
     def counts(self, raster: SpikeRaster) -> np.ndarray:
         """Output spike counts (int64) of one binned sample."""
@@ -295,7 +339,7 @@ class IntNetwork:
             raise BioGradError(f"raster has {ptr.shape[0] - 1} time steps, the network runs {self.timesteps}")
         if check_raster(ptr, idx, self.n_inputs):
             raise BioGradError("malformed spike raster")
-        return raster_counts(ptr, idx, *self._net, *self._work)[: self.n_outputs]
+        return raster_counts(ptr, idx, self._net, self._work)[: self.n_outputs]
 
     def counts_events(
         self,
@@ -342,7 +386,7 @@ class IntNetwork:
         if np.any(np.diff(starts) < 0):
             raise BioGradError("starts must be non-decreasing")
         n = starts.size - 1
-        counts = np.zeros((n, self._net[0][-1].shape[1]), dtype=np.int64)
+        counts = np.zeros((n, self._work[2][-1].shape[0]), dtype=np.int64)
         codes = np.zeros((n, 2), dtype=np.int64)
         geo = self._geo(geometry, bin_us, polarity_channels, t_origin, round_us)
         event_counts_packed(
