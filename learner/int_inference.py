@@ -62,14 +62,8 @@ def _sum_rows(acc16, acc32, wt, idx, e):
             acc16[i] = 0
         k = c0
         while k + 8 <= c1:
-            r0 = wt[idx[k]]
-            r1 = wt[idx[k + 1]]
-            r2 = wt[idx[k + 2]]
-            r3 = wt[idx[k + 3]]
-            r4 = wt[idx[k + 4]]
-            r5 = wt[idx[k + 5]]
-            r6 = wt[idx[k + 6]]
-            r7 = wt[idx[k + 7]]
+            r0, r1, r2, r3 = wt[idx[k]], wt[idx[k + 1]], wt[idx[k + 2]], wt[idx[k + 3]]
+            r4, r5, r6, r7 = wt[idx[k + 4]], wt[idx[k + 5]], wt[idx[k + 6]], wt[idx[k + 7]]
             for i in range(n):
                 s0 = (np.int16(r0[i]) + np.int16(r1[i])) + (np.int16(r2[i]) + np.int16(r3[i]))
                 s1 = (np.int16(r4[i]) + np.int16(r5[i])) + (np.int16(r6[i]) + np.int16(r7[i]))
@@ -131,7 +125,7 @@ def _network_step(in_idx, n_in, net, work, counts):
     exact in any order.
     """
     wts, scales, biases, vths, decays = net
-    acc16s, acc32s, vs, changes, dkeys, keys = work
+    acc16s, acc32s, vs, changes, dkeys, keys = work[:6]
     acc = acc32s[0]
     for i in range(acc.shape[0]):
         acc[i] = 0
@@ -172,12 +166,14 @@ def raster_counts(in_ptr, in_idx, net, work):
 
 
 @njit(cache=True, nogil=True)
-def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
+def _events_into(ev, a, b, geo, net, work, counts):
     """Counts of the events [a, b) into ``counts``; returns (bad_index, code), see :func:`event_counts`.
 
     Event and input indices are unsigned: Numba checks a signed index for wraparound on
     every access, which cost about 40 % of this loop.
     """
+    t, x, y, p = ev
+    keys, stamp = work[6], work[7]
     width, height, channels, timesteps, bin_us, round_us, t_origin = geo
     plane = np.uint64(width * height)
     wu = np.uint64(width)
@@ -244,28 +240,32 @@ def _events_into(t, x, y, p, a, b, geo, net, work, keys, stamp, counts):
 
 
 @njit(cache=True, nogil=True)
-def event_counts(t, x, y, p, geo, net, work, keys, stamp):
+def event_counts(ev, geo, net, work):
     """Output counts straight from raw events in time order, binned as ``encoding.encode_events``.
 
-    ``geo`` = (width, height, channels, timesteps, bin_us, round_us, t_origin); ``net`` =
-    (wts, scales, biases, vths, decays); ``work`` = the workspaces of :class:`IntNetwork`.
+    ``ev`` = the (t, x, y, p) fields; ``geo`` = (width, height, channels, timesteps, bin_us,
+    round_us, t_origin); ``net`` and ``work`` = the arrays and workspaces of :class:`IntNetwork`.
     Returns (counts, bad_index, code): code 0 ok, 1/2/3 x/y/polarity out of range at
     bad_index (as ``encoding._bin_events``), 4 events not in time order (the caller bins
     them with the any-order encoder instead).
     """
     counts = np.zeros(work[2][len(work[2]) - 1].shape[0], dtype=np.int64)
-    bad, code = _events_into(t, x, y, p, 0, t.shape[0], geo, net, work, keys, stamp, counts)
+    bad, code = _events_into(ev, 0, ev[0].shape[0], geo, net, work, counts)
     return counts, bad, code
 
 
 @njit(cache=True, nogil=True)
-def event_counts_packed(t, x, y, p, starts, geo, net, work, keys, stamp, counts, codes):
+def event_counts_packed(ev, starts, geo, net, work, counts, codes):
     """:func:`event_counts` for every sample of a packed array (sample i = events
     [starts[i], starts[i+1])) in one call; per sample counts[i] and codes[i] = (bad, code)."""
     for i in range(starts.shape[0] - 1):
-        bad, code = _events_into(t, x, y, p, starts[i], starts[i + 1], geo, net, work, keys, stamp, counts[i])
+        bad, code = _events_into(ev, starts[i], starts[i + 1], geo, net, work, counts[i])
         codes[i, 0] = bad
         codes[i, 1] = code
+
+
+def _fields(events):
+    return events["t"], events["x"], events["y"], events["p"]
 
 
 class IntNetwork:
@@ -325,9 +325,9 @@ class IntNetwork:
             tuple(np.zeros(n, dtype=np.uint8) for n in sizes),
             tuple(np.zeros(n, dtype=np.int32) for n in sizes),
             tuple(np.zeros(n + 1, dtype=np.int32) for n in sizes),
+            np.zeros(self.n_inputs, dtype=np.int32),  # the inputs of a time bin
+            np.full(self.n_inputs, -1, dtype=np.int32),  # the bin each input last spiked in
         )
-        self._keys = np.zeros(self.n_inputs, dtype=np.int32)
-        self._stamp = np.full(self.n_inputs, -1, dtype=np.int32)
 
     def counts(self, raster: SpikeRaster) -> np.ndarray:
         """Output spike counts (int64) of one binned sample."""
@@ -358,9 +358,7 @@ class IntNetwork:
         """
         self._check_events(events, geometry, bin_us, polarity_channels, round_us, source)
         geo = self._geo(geometry, bin_us, polarity_channels, t_origin, round_us)
-        counts, bad, code = event_counts(
-            events["t"], events["x"], events["y"], events["p"], geo, self._net, self._work, self._keys, self._stamp
-        )
+        counts, bad, code = event_counts(_fields(events), geo, self._net, self._work)
         if code == 0:
             return counts[: self.n_outputs]
         return self._slow_path(events, geometry, bin_us, polarity_channels, t_origin, round_us, source, code)
@@ -389,20 +387,7 @@ class IntNetwork:
         counts = np.zeros((n, self._work[2][-1].shape[0]), dtype=np.int64)
         codes = np.zeros((n, 2), dtype=np.int64)
         geo = self._geo(geometry, bin_us, polarity_channels, t_origin, round_us)
-        event_counts_packed(
-            events["t"],
-            events["x"],
-            events["y"],
-            events["p"],
-            starts,
-            geo,
-            self._net,
-            self._work,
-            self._keys,
-            self._stamp,
-            counts,
-            codes,
-        )
+        event_counts_packed(_fields(events), starts, geo, self._net, self._work, counts, codes)
         for i in np.flatnonzero(codes[:, 1]):
             counts[i, : self.n_outputs] = self._slow_path(
                 events[starts[i] : starts[i + 1]],
