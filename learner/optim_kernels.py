@@ -75,6 +75,7 @@ def _adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, hyper, t, adam, p
     # (float32 Adam: 1 - β1^t is 1 from t ≈ 165 with β1 = 0.9, 1 - β2^t from t ≈ 17 000)
     one1 = c1 == 1.0
     one2 = c2 == 1.0
+    unit_n = inv_n == 1.0
     for r in range(n_rows):
         j = rows[r]
         gap = t - 1 - last[j]
@@ -85,7 +86,18 @@ def _adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, hyper, t, adam, p
         if adam:
             d1 = _decay(pow1, b1, gap)
             mr = m[j]
-            if one1 and one2:
+            if one1 and not one2 and unit_n and gap == 0:
+                # the streaming case (batch 1, a row stepped last time too): g · 1 and β^0 · x
+                # are x exactly, so those products are left out
+                for i in range(n):
+                    gi = g[i]
+                    mi = b1 * mr[i] + omb1 * gi
+                    vi = b2 * vr[i] + omb2 * gi * gi
+                    mr[i] = mi
+                    vr[i] = vi
+                    w[i] -= lr * mi / (np.sqrt(vi / c2) + eps)
+                    g[i] = 0
+            elif one1 and one2:
                 for i in range(n):
                     gi = g[i] * inv_n
                     mi = b1 * (d1 * mr[i]) + omb1 * gi
@@ -112,6 +124,13 @@ def _adaptive_rows(wt, gwt, m, v, last, touched, rows, n_rows, hyper, t, adam, p
                     vr[i] = vi
                     w[i] -= lr * (mi / c1) / (np.sqrt(vi / c2) + eps)
                     g[i] = 0
+        elif unit_n and gap == 0:
+            for i in range(n):
+                gi = g[i]
+                vi = b2 * vr[i] + omb2 * gi * gi
+                vr[i] = vi
+                w[i] -= lr * gi / (np.sqrt(vi) + eps)
+                g[i] = 0
         else:
             for i in range(n):
                 gi = g[i] * inv_n

@@ -4,7 +4,8 @@ The reference below is the code the steps replaced (per-synapse rows with every 
 power per skipped row; biases in a second call; ``layer_rms`` with NumPy for the bias and the
 scalars). Compared on rows of the real 2312-500 layer, bit patterns included, then over a
 streaming run on real N-MNIST long enough (t > 165) for Adam's first bias correction to round
-to 1 (the division the fused step then drops).
+to 1 (the division the fused step then drops). ``bench/optim_step.py --former`` times this
+reference against the current step.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def _bits_equal(a, b, what):
         np.testing.assert_array_equal(a.view(view), b.view(view), err_msg=what)
 
 
-def _old_optimizer(cfg, layers):
+def former_optimizer(cfg, layers):
     return (
         OldLayerRMS(cfg, layers) if cfg.optimizer == "layer_rms" else OldAdaptive(cfg, layers, cfg.optimizer == "adam")
     )
@@ -134,7 +135,7 @@ def _old_optimizer(cfg, layers):
 def _pair(cfg, rng):
     """Two learners, the new step and the former one, over the same random real-sized state (moments)."""
     new, old = BioGradLearner(cfg), BioGradLearner(cfg)
-    old.optimizer = _old_optimizer(cfg, old.layers)
+    old.optimizer = former_optimizer(cfg, old.layers)
     opt = new.optimizer
     if isinstance(opt, Adaptive):
         for l in range(cfg.n_layers):
@@ -262,7 +263,7 @@ def test_streaming_run_equals_the_former_step_bit_for_bit(nmnist_stream, name):
     """The streaming preset (2312-500-100-10, batch 1, sleep every 128) over 200 real samples."""
     cfg: LearnerConfig = replace(NMNIST_STREAMING, optimizer=name)
     new, old = BioGradLearner(cfg), BioGradLearner(cfg)
-    old.optimizer = _old_optimizer(cfg, old.layers)
+    old.optimizer = former_optimizer(cfg, old.layers)
     for raster, label in nmnist_stream:
         a, b = new.train_sample(raster, label), old.train_sample(raster, label)
         assert a.loss == b.loss and np.array_equal(a.counts, b.counts)
