@@ -55,7 +55,7 @@ def former_optimizer(cfg, layers):
 def run(row: str, events, labels) -> np.ndarray:
     """One streaming pass; CPU µs per sample and phase, shape (samples, 5): the phases, then the total."""
     optimizer, former = row.removesuffix("_former"), row.endswith("_former")
-    cfg = replace(NMNIST_STREAMING, optimizer=optimizer)
+    cfg = replace(NMNIST_STREAMING, optimizer=optimizer, threads=1)  # one core, the sleep's too
     learner = BioGradLearner(cfg)
     if former and optimizer != "sgd":
         learner.optimizer = former_optimizer(cfg, learner.layers)
