@@ -52,31 +52,39 @@ class IntLayer(NamedTuple):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _rows16(acc16, wt, idx, c0, c1):
+    """acc16 = Σ_{c0 <= k < c1} wt[idx[k]] (at most 256 rows: exact in int16), eight rows per
+    pass; c1 - c0 is a multiple of 8 (:func:`_pad8`)."""
+    n = acc16.shape[0]
+    for i in range(n):
+        acc16[i] = 0
+    k = c0
+    while k + 8 <= c1:
+        r0, r1, r2, r3 = wt[idx[k]], wt[idx[k + 1]], wt[idx[k + 2]], wt[idx[k + 3]]
+        r4, r5, r6, r7 = wt[idx[k + 4]], wt[idx[k + 5]], wt[idx[k + 6]], wt[idx[k + 7]]
+        for i in range(n):
+            s0 = (np.int16(r0[i]) + np.int16(r1[i])) + (np.int16(r2[i]) + np.int16(r3[i]))
+            s1 = (np.int16(r4[i]) + np.int16(r5[i])) + (np.int16(r6[i]) + np.int16(r7[i]))
+            acc16[i] += s0 + s1
+        k += 8
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pad8(idx, e, zero):
+    """Round a row list up to whole passes of eight with the all-zero row: cheaper than a pass
+    over the sum per leftover row."""
+    for j in range(8):
+        idx[e + j] = zero
+    return (e + 7) // 8 * 8
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _sum_rows(acc16, acc32, wt, idx, e):
-    """acc32 += Σ_{k < e} wt[idx[k]] (int32), eight int8 rows per pass into int16 partial sums."""
-    n = acc32.shape[0]
-    c0 = 0
-    while c0 < e:
-        c1 = min(c0 + _CHUNK, e)
-        for i in range(n):
-            acc16[i] = 0
-        k = c0
-        while k + 8 <= c1:
-            r0, r1, r2, r3 = wt[idx[k]], wt[idx[k + 1]], wt[idx[k + 2]], wt[idx[k + 3]]
-            r4, r5, r6, r7 = wt[idx[k + 4]], wt[idx[k + 5]], wt[idx[k + 6]], wt[idx[k + 7]]
-            for i in range(n):
-                s0 = (np.int16(r0[i]) + np.int16(r1[i])) + (np.int16(r2[i]) + np.int16(r3[i]))
-                s1 = (np.int16(r4[i]) + np.int16(r5[i])) + (np.int16(r6[i]) + np.int16(r7[i]))
-                acc16[i] += s0 + s1
-            k += 8
-        while k < c1:
-            r0 = wt[idx[k]]
-            for i in range(n):
-                acc16[i] += np.int16(r0[i])
-            k += 1
-        for i in range(n):
+    """acc32 += Σ_{k < e} wt[idx[k]] (int32) through int16 partial sums of 256 rows."""
+    for c0 in range(0, e, _CHUNK):
+        _rows16(acc16, wt, idx, c0, min(c0 + _CHUNK, e))
+        for i in range(acc32.shape[0]):
             acc32[i] += acc16[i]
-        c0 = c1
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -126,19 +134,22 @@ def _network_step(in_idx, n_in, net, work, counts):
     """
     wts, scales, biases, vths, decays = net
     acc16s, acc32s, vs, changes, dkeys, keys = work[:6]
-    acc = acc32s[0]
-    for i in range(acc.shape[0]):
-        acc[i] = 0
-    _sum_rows(acc16s[0], acc, wts[0], in_idx, n_in)
     last = len(wts) - 1
-    m = 0
-    for l in range(last + 1):
-        if l > 0:
-            _sum_rows(acc16s[l], acc32s[l], wts[l], keys[l - 1], m)
-        n_next = wts[l + 1].shape[0] // 2 if l < last else 0
+    n_next = wts[min(1, last)].shape[0] // 2 if last > 0 else 0
+    n_in = _pad8(in_idx, n_in, wts[0].shape[0] - 1)
+    if n_in <= _CHUNK:  # as always on N-MNIST: the LIF reads the int16 sum, no int32 pass
+        _rows16(acc16s[0], wts[0], in_idx, 0, n_in)
+        _lif_step(acc16s[0], vs[0], scales[0], biases[0], vths[0], decays[0], n_next, changes[0], dkeys[0])
+    else:
+        acc = acc32s[0]
+        acc[:] = 0
+        _sum_rows(acc16s[0], acc, wts[0], in_idx, n_in)
+        _lif_step(acc, vs[0], scales[0], biases[0], vths[0], decays[0], n_next, changes[0], dkeys[0])
+    for l in range(1, last + 1):
+        m = _pad8(keys[l - 1], _compact(changes[l - 1], dkeys[l - 1], keys[l - 1]), wts[l].shape[0] - 1)
+        _sum_rows(acc16s[l], acc32s[l], wts[l], keys[l - 1], m)
+        n_next = wts[min(l + 1, last)].shape[0] // 2 if l < last else 0
         _lif_step(acc32s[l], vs[l], scales[l], biases[l], vths[l], decays[l], n_next, changes[l], dkeys[l])
-        if l < last:
-            m = _compact(changes[l], dkeys[l], keys[l])
     v = vs[last]
     vth = vths[last]
     for i in range(counts.shape[0]):
@@ -159,9 +170,12 @@ def raster_counts(in_ptr, in_idx, net, work):
     """Output spike counts (int64) of one sample given as a CSR raster by step."""
     _reset(work)
     counts = np.zeros(work[2][len(work[2]) - 1].shape[0], dtype=np.int64)
-    for t in range(in_ptr.shape[0] - 1):
-        a = in_ptr[t]
-        _network_step(in_idx[a:], in_ptr[t + 1] - a, net, work, counts)
+    steps = in_ptr.shape[0] - 1
+    buf = np.empty(max([in_ptr[t + 1] - in_ptr[t] for t in range(steps)]) + 8, dtype=np.int32)  # + _pad8
+    for t in range(steps):
+        e = in_ptr[t + 1] - in_ptr[t]
+        buf[:e] = in_idx[in_ptr[t] : in_ptr[t + 1]]
+        _network_step(buf, e, net, work, counts)
     return counts
 
 
@@ -305,8 +319,7 @@ class IntNetwork:
         for l, (q, n) in enumerate(zip(layers, sizes)):
             w = np.zeros((q.wt.shape[0], n), dtype=np.int8)
             w[:, : q.wt.shape[1]] = q.wt
-            if l > 0:
-                w = np.concatenate([w, -w])
+            w = np.concatenate([w, -w, w[:1] * 0] if l > 0 else [w, w[:1] * 0])  # + the zero row
             b = np.zeros(n)
             b[: q.bias.shape[0]] = q.bias
             wts.append(w)
@@ -324,8 +337,8 @@ class IntNetwork:
             tuple(np.zeros(n, dtype=np.float64) for n in sizes),
             tuple(np.zeros(n, dtype=np.uint8) for n in sizes),
             tuple(np.zeros(n, dtype=np.int32) for n in sizes),
-            tuple(np.zeros(n + 1, dtype=np.int32) for n in sizes),
-            np.zeros(self.n_inputs, dtype=np.int32),  # the inputs of a time bin
+            tuple(np.zeros(n + 8, dtype=np.int32) for n in sizes),
+            np.zeros(self.n_inputs + 8, dtype=np.int32),  # the inputs of a time bin
             np.full(self.n_inputs, -1, dtype=np.int32),  # the bin each input last spiked in
         )
 
