@@ -88,24 +88,21 @@ def _sum_rows(acc16, acc32, wt, idx, e):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _lif_step(acc32, v, scale, bias, vth, decay, n_next, change, dkey):
-    """One Loihi LIF step for a layer from its summed input.
+def _lif_step(acc, v, scale, bias, vth, decay, n_next, change, dkey):
+    """One Loihi LIF step for a layer from its summed input ``acc`` (int16 or int32).
 
-    float64 holds every integer here exactly (|v · decay| < 2^36, |a| < 2^34 before the clip),
-    and sgn(d)(|d| >> 12) is trunc(d / 4096): the loop vectorises, unlike int64 (no AVX2
-    multiply). ``v`` keeps the voltage before the reset, so [v > vth] is the last step's spike
+    float64 holds every integer here exactly (|v · decay| < 2^36, |a| < 2^34 before the clip;
+    ``decay`` is passed as decay / 4096, exact), and sgn(d)(|d| >> 12) is trunc(d / 4096): the
+    loop vectorises, unlike int64 (no AVX2 multiply). ``v`` keeps the voltage before the reset, so [v > vth] is the last step's spike
     and the reset is applied here. For the layer above: change[i] = s_i(t) xor s_i(t-1), and
     dkey[i] its row of [W; -W]: i if unit i starts spiking, n_next + i if it stops.
     """
-    n = v.shape[0]
     vmax = np.float64(V_MAX)
-    inv = np.float64(1.0 / DECAY_UNITY)
-    for i in range(n):
+    for i in range(v.shape[0]):
         x = v[i]
         was = x > vth
-        y = x * decay * inv
-        y = y if not was else 0.0
-        x = min(max(np.trunc(y) + acc32[i] * scale + bias[i], -vmax), vmax)
+        y = np.trunc(x * decay) if not was else 0.0
+        x = min(max(y + acc[i] * scale + bias[i], -vmax), vmax)
         v[i] = x
         change[i] = np.uint8(x > vth) ^ np.uint8(was)
         dkey[i] = np.int32(i) + np.int32(n_next) * np.int32(was)
@@ -126,11 +123,11 @@ def _compact(change, dkey, out):
 def _network_step(in_idx, n_in, net, work, counts):
     """All layers for one time step, given the input layer's active inputs in_idx[:n_in].
 
-    Layer 0 sums the rows of this step's inputs. A hidden layer's spikes persist from step to
-    step (about 60 % of the spikes of a trained N-MNIST network are repeats), so the layers
-    above keep their input sum and add only the change: rows of W for units that start
-    spiking, of -W for units that stop (``wts[l]`` = [W; -W] for l >= 1): integer sums, so
-    exact in any order.
+    Layer 0 sums the rows of this step's inputs. A hidden unit's spike train persists from step
+    to step, so the layers above keep their input sum and add only the change: rows of W for
+    units that start spiking, of -W for units that stop (``wts[l]`` = [W; -W; 0] for l >= 1;
+    integer sums, so exact in any order). On a trained N-MNIST network the second layer then
+    adds 4 400 rows per sample instead of 11 400 (the third: 600 instead of 2 700).
     """
     wts, scales, biases, vths, decays = net
     acc16s, acc32s, vs, changes, dkeys, keys = work[:6]
@@ -329,15 +326,16 @@ class IntNetwork:
             np.array([2.0**q.shift for q in layers]),
             tuple(biases),
             np.array([q.vth for q in layers], dtype=np.float64),
-            np.array([q.decay for q in layers], dtype=np.float64),
+            np.array([q.decay / DECAY_UNITY for q in layers]),
         )
+
+        def per_layer(dtype, extra=0):
+            return tuple(np.zeros(n + extra, dtype=dtype) for n in sizes)
+
+        # acc16s, acc32s, vs, changes, dkeys, keys (the next layer's rows), bin inputs, stamps
         self._work = (
-            tuple(np.zeros(n, dtype=np.int16) for n in sizes),
-            tuple(np.zeros(n, dtype=np.int32) for n in sizes),
-            tuple(np.zeros(n, dtype=np.float64) for n in sizes),
-            tuple(np.zeros(n, dtype=np.uint8) for n in sizes),
-            tuple(np.zeros(n, dtype=np.int32) for n in sizes),
-            tuple(np.zeros(n + 8, dtype=np.int32) for n in sizes),
+            *(per_layer(d) for d in (np.int16, np.int32, np.float64, np.uint8, np.int32)),
+            per_layer(np.int32, 8),
             np.zeros(self.n_inputs + 8, dtype=np.int32),  # the inputs of a time bin
             np.full(self.n_inputs, -1, dtype=np.int32),  # the bin each input last spiked in
         )
@@ -371,7 +369,7 @@ class IntNetwork:
         """
         self._check_events(events, geometry, bin_us, polarity_channels, round_us, source)
         geo = self._geo(geometry, bin_us, polarity_channels, t_origin, round_us)
-        counts, bad, code = event_counts(_fields(events), geo, self._net, self._work)
+        counts, _, code = event_counts(_fields(events), geo, self._net, self._work)
         if code == 0:
             return counts[: self.n_outputs]
         return self._slow_path(events, geometry, bin_us, polarity_channels, t_origin, round_us, source, code)
@@ -399,19 +397,11 @@ class IntNetwork:
         n = starts.size - 1
         counts = np.zeros((n, self._work[2][-1].shape[0]), dtype=np.int64)
         codes = np.zeros((n, 2), dtype=np.int64)
-        geo = self._geo(geometry, bin_us, polarity_channels, t_origin, round_us)
-        event_counts_packed(_fields(events), starts, geo, self._net, self._work, counts, codes)
+        opts = (geometry, bin_us, polarity_channels, t_origin, round_us)
+        event_counts_packed(_fields(events), starts, self._geo(*opts), self._net, self._work, counts, codes)
         for i in np.flatnonzero(codes[:, 1]):
-            counts[i, : self.n_outputs] = self._slow_path(
-                events[starts[i] : starts[i + 1]],
-                geometry,
-                bin_us,
-                polarity_channels,
-                t_origin,
-                round_us,
-                f"{source} (sample {i})",
-                int(codes[i, 1]),
-            )
+            sample = events[starts[i] : starts[i + 1]]
+            counts[i, : self.n_outputs] = self._slow_path(sample, *opts, f"{source} (sample {i})", int(codes[i, 1]))
         return counts[:, : self.n_outputs]
 
     def _geo(self, geometry, bin_us, channels, t_origin, round_us):
