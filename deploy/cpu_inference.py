@@ -4,7 +4,8 @@
 weight exponent, bias mantissa/exponent, vth, dv); :func:`cpu_network` hands exactly those to
 :class:`learner.int_inference.IntNetwork`, whose kernels compute the counts of
 ``deploy.inference.reference_counts(params, raster, fixed)`` (and so of Lava ``fixed_pt``)
-bit for bit, with one int8 byte per weight.
+bit for bit, from int8 weights (the first layer one byte per weight; the layers above also keep
+the negated matrix, to add the change of their input from step to step).
 """
 
 from __future__ import annotations
