@@ -82,8 +82,8 @@ class Adaptive(SGD):
         self.vb = [np.zeros((1, lay.b.shape[0]), dt) for lay in layers]
         self.mb = [np.zeros((1, lay.b.shape[0]), dt) if adam else np.zeros((1, 1), dt) for lay in layers]
         self.lastb = [np.zeros(1, dtype=np.int64) for _ in layers]
-        # (1, N_out) views of each layer's b and g_b, made on first use
-        self._bias_views: list[tuple[np.ndarray, np.ndarray]] = []
+        # per layer (b, g_b, their (1, N_out) views), made on first use
+        self._bias_views: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._hyper: dict[int, np.ndarray] = {}  # per batch_fill
         c = config
         betas = np.array([c.lr, 1.0, c.beta1, c.beta2, c.eps], dtype=dt)
@@ -99,9 +99,9 @@ class Adaptive(SGD):
             self._hyper[batch_fill] = hyper
         views = self._bias_views
         if len(views) != len(layers) or any(
-            b.base is not lay.b or gb.base is not g.gb for (b, gb), lay, g in zip(views, layers, grads)
+            v[0] is not lay.b or v[1] is not g.gb for v, lay, g in zip(views, layers, grads)
         ):
-            views[:] = [(lay.b.reshape(1, -1), g.gb.reshape(1, -1)) for lay, g in zip(layers, grads)]
+            views[:] = [(lay.b, g.gb, lay.b.reshape(1, -1), g.gb.reshape(1, -1)) for lay, g in zip(layers, grads)]
         changed = False
         for l, (lay, g) in enumerate(zip(layers, grads)):
             changed |= optim_kernels.adaptive_layer(
@@ -113,8 +113,8 @@ class Adaptive(SGD):
                 g.touched,
                 g.rows,
                 g.n_rows,
-                views[l][0],
-                views[l][1],
+                views[l][2],
+                views[l][3],
                 self.mb[l],
                 self.vb[l],
                 self.lastb[l],
