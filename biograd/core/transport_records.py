@@ -52,12 +52,17 @@ class RecordPublisher:
         self._ack_topics: collections.Counter[bytes] = collections.Counter()
         self._acks: collections.OrderedDict[int, dict] = collections.OrderedDict()  # re-sent on late subscription
         self.sinks_subscribed = 0  # subscriptions to "end" or to everything, not yet waited for
+        # Until a sink subscribes to records, none is encoded (they would be dropped unsent).
+        # Once one has, every record is, even after it leaves: no bookkeeping of who listens.
+        self.record_subscriber_seen = False
         self.ignored_subscriptions = 0
 
     # --- subscriptions --------------------------------------------------------------
     def service(self, limit: int = 1000) -> None:
         """Apply up to ``limit`` waiting (un)subscriptions; unknown topics are ignored (counted)."""
         for _ in range(limit):
+            if not int(self.sock.get(zmq.EVENTS)) & zmq.POLLIN:
+                return  # the common case, checked without raising zmq.Again on every record
             try:
                 message = self.sock.recv(zmq.NOBLOCK)
             except zmq.Again:
@@ -66,6 +71,7 @@ class RecordPublisher:
                 continue
             subscribe, topic = message[0] == 1, message[1:]
             if topic == b"" or topic in _RECORD_TOPICS:
+                self.record_subscriber_seen |= subscribe
                 if subscribe and topic in (b"", _END_TOPIC):
                     self.sinks_subscribed += 1
             elif topic.startswith(_ACK_PREFIX) and len(topic) == len(_ACK_PREFIX) + 4:
@@ -113,10 +119,15 @@ class RecordPublisher:
     def handle(self, record: dict) -> None:
         self.service()
         kind = str(record.get("type"))
+        if kind not in protocol.RECORD_TYPES:
+            raise protocol.ProtocolError(f"record type {kind!r} is not one of {', '.join(protocol.RECORD_TYPES)}")
         index = self._index.get(kind, 0)
-        frames = protocol.record_message(record, self.stream_id, self.seq, index=index)
+        seq = self.seq
         self.seq += 1
         self._index[kind] = index + 1
+        if not self.record_subscriber_seen and kind != "end":
+            return  # no sink has ever subscribed: the numbers advance, nothing to encode
+        frames = protocol.record_message(record, self.stream_id, seq, index=index)
         if kind == "end":
             self._send_reliably(frames, timeout_s=2.0)
             return

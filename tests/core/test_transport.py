@@ -198,6 +198,32 @@ def test_records_publish_and_subscribe_by_type(ctx):
         s.close()
 
 
+def test_records_are_encoded_only_once_a_sink_has_subscribed(ctx, monkeypatch):
+    """With no record subscriber the publisher skips the encoding (they would be dropped
+    unsent) but keeps numbering; a sink that joins gets the true per-type number."""
+    from biograd.core import protocol
+
+    encoded = []
+    real = protocol.record_message
+    monkeypatch.setattr(
+        protocol, "record_message", lambda *a, **k: encoded.append((a[0]["type"], k["index"])) or real(*a, **k)
+    )
+    pub = RecordPublisher("inproc://records-lazy", ctx)
+    for i in range(5):
+        pub.handle({"type": "prediction", "sample_id": f"s{i}", "predicted": 1})
+    assert encoded == []
+    with pytest.raises(protocol.ProtocolError, match="not one of"):
+        pub.handle({"type": "no-such-record"})
+    sub = RecordSubscriber("inproc://records-lazy", types=("prediction",), ctx=ctx)
+    time.sleep(0.2)
+    pub.handle({"type": "prediction", "sample_id": "s5", "predicted": 2})
+    got = sub.recv(2000)
+    assert got["sample_id"] == "s5"
+    assert encoded == [("prediction", 5)]  # the sixth prediction record, numbered as such
+    for s in (pub, sub):
+        s.close()
+
+
 def test_bind_policy():
     assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://localhost:1")
     assert is_loopback("ipc:///tmp/x") and is_loopback("inproc://x") and is_loopback("tcp://[::1]:5")
