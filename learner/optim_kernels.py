@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from biograd.learner.kernels import apply_update
+
 # Rows that skipped fewer steps than this read β^d from a table (a power per row cost more
 # than a short row's update); longer gaps compute it.
 POW_TABLE = 4096
@@ -166,21 +168,10 @@ def adaptive_layer(wt, gwt, m, v, last, touched, rows, n_rows, b, gb, mb, vb, la
 
 @njit(cache=True, nogil=True)
 def sgd_layer(wt, gwt, b, gb, scale, touched, rows, n_rows):
-    """W -= scale · G and b -= scale · g_b on the touched rows only, then clear G, g_b.
-    Returns whether any bias gradient was non-zero."""
+    """W -= scale · G and b -= scale · g_b on the touched rows only, then clear G, g_b
+    (:func:`~biograd.learner.kernels.apply_update`). Returns whether any bias gradient was non-zero."""
     changed = _any_nonzero(gb)
-    n = wt.shape[1]
-    for r in range(n_rows):
-        j = rows[r]
-        w = wt[j]
-        g = gwt[j]
-        for i in range(n):
-            w[i] -= scale * g[i]
-            g[i] = 0.0
-        touched[j] = 0
-    for i in range(n):
-        b[i] -= scale * gb[i]
-        gb[i] = 0.0
+    apply_update(wt, gwt, b, gb, scale, touched, rows, n_rows)
     return changed
 
 
