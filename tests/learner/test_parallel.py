@@ -100,3 +100,17 @@ def test_bad_input_is_refused_before_any_learning():
     assert learner.samples_seen == 0 and all(g.n_rows == 0 for g in learner.grads)
     with pytest.raises(ConfigError, match="learner.threads"):
         replace(SMALL, threads=-1)
+
+
+def test_block_edges_split_units_evenly_at_cache_line_multiples():
+    from biograd.learner.parallel import block_edges
+
+    edges, counts = block_edges([500, 100, 10, 33], 2)
+    assert counts.tolist() == [2, 2, 1, 2]
+    for row, n, width in zip(edges, counts, [500, 100, 10, 33]):
+        cut = row[: n + 1]
+        assert cut[0] == 0 and cut[-1] == width and all(np.diff(cut) > 0)
+        assert all(e % 16 == 0 for e in cut[1:-1])  # threads never share a 64-byte line
+    assert edges[0, 1] == 256 and edges[1, 1] == 48  # 500 -> 256 + 244, 100 -> 48 + 52
+    one, n1 = block_edges([500, 100], 1)
+    assert n1.tolist() == [1, 1] and one[:, 1].tolist() == [500, 100]
