@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import sys
 
 from biograd.core.errors import ConfigError, HardwareUnavailableError
 
@@ -44,10 +46,28 @@ def require_hardware() -> None:
         )
 
 
+_LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
+def _import_lava_multiprocessing() -> None:
+    """Import Lava's message infrastructure, which calls ``multiprocessing.set_start_method('fork')``
+    when imported and so raises "context has already been set" once anything has read the start
+    method. Numba does on its first parallel kernel (the sleep phase, ``train_batch``), so a
+    script that trains and then deploys in one process would fail there. The context is reset
+    first when it is unset or already 'fork' (Lava needs 'fork'); another method the user chose is
+    left for Lava to refuse."""
+    if _LAVA_MP in sys.modules:
+        return
+    if multiprocessing.get_start_method(allow_none=True) in (None, "fork"):
+        multiprocessing.set_start_method(None, force=True)  # type: ignore[arg-type]
+    importlib.import_module(_LAVA_MP)
+
+
 def run_config(backend: str, exception_proc_model_map: dict | None = None):
     """The Lava RunCfg for ``backend``; checked before Lava is asked, so no Lava NameError escapes."""
     if backend not in BACKENDS:
         raise ConfigError(f"deploy.backend = {backend!r}: must be one of {', '.join(BACKENDS)}")
+    _import_lava_multiprocessing()
     if backend == "loihi2-hw":
         require_hardware()
         from lava.magma.core.run_configs import Loihi2HwCfg

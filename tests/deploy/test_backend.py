@@ -1,5 +1,8 @@
 """The hardware path: a clear HardwareUnavailableError, never Lava's NameError."""
 
+import subprocess
+import sys
+
 import pytest
 from deploy_helpers import random_rasters
 
@@ -39,3 +42,30 @@ def test_sim_configs_and_unknown_backend():
     assert run_config("floating_pt").select_tag == "floating_pt"
     with pytest.raises(ConfigError, match="deploy.backend = 'gpu'"):
         run_config("gpu")
+
+
+_TRAIN_THEN = """
+import multiprocessing
+from biograd.learner.config import LearnerConfig
+from biograd.learner.network import BioGradLearner
+
+BioGradLearner(LearnerConfig(layer_sizes=(8, 6, 4), timesteps=5, error_start=1)).sleep()  # a parallel kernel
+assert multiprocessing.get_start_method(allow_none=True) is not None  # Numba read (and so fixed) it
+"""
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_lava_runs_after_a_parallel_kernel_in_the_same_process():
+    """Train (Numba's parallel sleep fixes the multiprocessing start method), then deploy."""
+    bare = _python(_TRAIN_THEN + "import lava.magma.runtime.message_infrastructure.multiprocessing\n")
+    assert bare.returncode != 0 and "context has already been set" in bare.stderr  # the scenario is real
+    fixed = _python(
+        _TRAIN_THEN
+        + "from biograd.deploy.backend import run_config\n"
+        + "run_config('fixed_pt')\n"
+        + "assert multiprocessing.get_start_method() == 'fork'\n"
+    )
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
