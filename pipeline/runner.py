@@ -142,15 +142,21 @@ def run_learner(
     if live:
         print("compiling the learner (a few seconds on the first run, then cached) ...", flush=True)
         compiled_s = warm_up(cfg, learner)
-    ctx = zmq.Context()
     sinks = build_sinks(cfg, append=bool(resume), live=live, control=connect_address(ep.control))
-    checkpoints = CheckpointManager(
-        run_dir,
-        cfg.sinks.checkpoint_every,
-        cfg.sinks.checkpoint_minutes,
-        cfg.sinks.keep_checkpoints,
-        start_samples=int(learner.samples_seen),
-    )
+    try:
+        checkpoints = CheckpointManager(
+            run_dir,
+            cfg.sinks.checkpoint_every,
+            cfg.sinks.checkpoint_minutes,
+            cfg.sinks.keep_checkpoints,
+            start_samples=int(learner.samples_seen),
+        )
+    except BaseException:
+        sinks.close()
+        raise
+    # Made only now: a context left behind by an error above was terminated by the garbage
+    # collector at some later point, where zmq_ctx_term can block (it hung a test run once).
+    ctx = zmq.Context()
     receiver = publisher = None
     join = None
     reason = None

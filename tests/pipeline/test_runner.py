@@ -332,3 +332,36 @@ def test_keys_command_creates_and_refuses_to_overwrite(tmp_path, capsys):
         == 2
     )
     assert "refusing to bind tcp://0.0.0.0:47350 without encryption" in capsys.readouterr().err
+
+
+def test_a_failure_before_the_stream_leaves_no_zeromq_context_and_closes_the_sinks(tmp_path, monkeypatch):
+    """An error while setting up (here: the checkpoint folder) closes what was opened; no
+    zmq.Context is left for the garbage collector to terminate at some later point."""
+    from biograd.pipeline import runner
+
+    made = []
+
+    class TrackedContext(zmq.Context):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    closed = []
+    real_build = runner.build_sinks
+
+    def build_sinks(*a, **k):
+        sinks = real_build(*a, **k)
+        real_close = sinks.close
+        sinks.close = lambda: closed.append(True) or real_close()
+        return sinks
+
+    def broken_checkpoints(*a, **k):
+        raise OSError("checkpoint folder not writable")
+
+    monkeypatch.setattr(runner.zmq, "Context", TrackedContext)
+    monkeypatch.setattr(runner, "build_sinks", build_sinks)
+    monkeypatch.setattr("biograd.sinks.checkpoints.CheckpointManager", broken_checkpoints)
+    with pytest.raises(OSError, match="not writable"):
+        replay(_cfg(tmp_path), str(tmp_path))
+    assert closed == [True]
+    assert all(c.closed for c in made), "a zmq.Context was left open"
