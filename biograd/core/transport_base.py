@@ -94,21 +94,25 @@ def connect(
     max_frame: int = -1,
 ) -> zmq.Socket:
     sock = ctx.socket(kind)
-    sock.setsockopt(zmq.LINGER, linger_ms)
-    sock.setsockopt(zmq.SNDHWM, hwm)
-    sock.setsockopt(zmq.RCVHWM, hwm)
-    if max_frame > 0:
-        sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
-    # A restarted learner is found again quickly.
-    sock.setsockopt(zmq.RECONNECT_IVL, 100)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-    if kind == zmq.PUSH:
-        # Queue only on completed connections: without it, libzmq 4.3 over ipc with a small
-        # high-water mark was seen to lose the last messages of a closing PUSH socket.
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-    if keys:
-        secure_client(sock, keys)
-    sock.connect(address)
+    try:
+        sock.setsockopt(zmq.LINGER, linger_ms)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+        if max_frame > 0:
+            sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
+        # A restarted learner is found again quickly.
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        if kind == zmq.PUSH:
+            # Queue only on completed connections: without it, libzmq 4.3 over ipc with a small
+            # high-water mark was seen to lose the last messages of a closing PUSH socket.
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+        if keys:
+            secure_client(sock, keys)
+        sock.connect(address)
+    except BaseException:
+        sock.close(0)  # an open socket would make its context's term() wait for ever
+        raise
     return sock
 
 

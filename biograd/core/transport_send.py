@@ -83,7 +83,12 @@ class Sender:
         self._own_ctx = ctx is None
         self.ctx = ctx if ctx is not None else zmq.Context()
         self.address, self.keys, self.hwm = address, keys, hwm
-        self.sock = connect(self.ctx, zmq.PUSH, address, keys, hwm)
+        try:
+            self.sock = connect(self.ctx, zmq.PUSH, address, keys, hwm)
+        except BaseException:
+            if self._own_ctx:  # not left for the garbage collector, whose term() can block
+                self.ctx.term()
+            raise
         self.flow, self.name, self.kind = flow, name, kind
         self.packet_events = packet_events
         self.sent_samples = 0

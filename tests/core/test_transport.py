@@ -295,3 +295,19 @@ def test_learner_output_waits_for_sinks_to_subscribe():
             s.close()
         publisher.close()
         ctx.term()
+
+
+def test_a_sender_that_cannot_connect_terminates_its_own_context(monkeypatch):
+    """A bad address raises at once and leaves no context (with an open socket) behind for the
+    garbage collector, whose term() would then block."""
+    made = []
+
+    class TrackedContext(zmq.Context):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    monkeypatch.setattr(zmq, "Context", TrackedContext)
+    with pytest.raises(zmq.ZMQError):
+        Sender("nonsense://nowhere", name="bad")
+    assert len(made) == 1 and made[0].closed
