@@ -69,6 +69,7 @@ class LearnerStage:
         self._metrics_events = 0
         self._last_phase = "train"
         self.receiver: Receiver | None = None
+        self._metrics_counters = self.counters()  # as of the last metrics record
 
     # Sink records go to the in-process sinks and to the output PUB socket.
     def emit(self, record: dict) -> None:
@@ -273,6 +274,7 @@ class LearnerStage:
         self._since_metrics = 0
         self._metrics_events = 0
         self._metrics_t = now
+        self._metrics_counters = self.counters()
 
     def _split_end(self, phase: Phase, epoch: int) -> None:
         # Only the end of the pass in progress counts: a forged or stale SPLIT_END must not
@@ -357,7 +359,8 @@ class LearnerStage:
     def finish(self, reason: str, save: bool = True) -> None:
         """Final metrics, final checkpoint (unless ``save`` is False: a halted run), the end record."""
         self.encode.close()
-        if self._since_metrics:
+        # also when only the counters moved (messages dropped or refused after the last sample)
+        if self._since_metrics or self.counters() != self._metrics_counters:
             self.metrics()
         path = self.checkpoint(final=True) if save else None
         self.emit(

@@ -231,3 +231,18 @@ def test_biograd_port_moves_every_default_address(monkeypatch):
     monkeypatch.setenv("BIOGRAD_PORT", "70000")
     with pytest.raises(ConfigError, match="BIOGRAD_PORT = '70000'"):
         build_run_config(None)
+
+
+def test_the_last_metrics_record_carries_counts_that_moved_after_the_last_sample(tmp_path):
+    """A message refused after the last sample (no further metrics on the sample schedule) is
+    still in the final metrics record, not only in the end record."""
+    stage, sinks = _stage(tmp_path, ["pipeline.metrics_every=1"])
+    stage.process(_window(0, label=3))
+    assert sinks.of("metrics")[-1]["invalid"] == 0
+    stage._reject("a refused message after the last sample")
+    stage.finish("end", save=False)
+    assert sinks.of("metrics")[-1]["invalid"] == 1 and sinks.of("end")[-1]["invalid"] == 1
+    quiet, quiet_sinks = _stage(tmp_path / "b", ["pipeline.metrics_every=1"])
+    quiet.process(_window(1, label=2))
+    quiet.finish("end", save=False)
+    assert len(quiet_sinks.of("metrics")) == 1  # nothing moved: no extra record
