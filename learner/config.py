@@ -46,7 +46,7 @@ class LearnerConfig:
     guard_silent: int = 500
     guard_stalled: int = 500
     guard_check_every: int = 100
-    threads: int = 0  # threads of train_batch; 0 = every core of the machine
+    threads: int = 0  # threads of train_batch and of the sleep phase; 0 = every core of the machine
 
     def __post_init__(self):
         sizes = self.layer_sizes
