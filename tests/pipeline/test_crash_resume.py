@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from free_ports import free_ports
 
 from biograd.core.transport import Receiver, RecordPublisher
 from biograd.pipeline.learner_stage import LearnerStage
@@ -125,26 +126,6 @@ def _learner_run(cfg, learner, position, run_dir, ports, result):
         ctx.destroy(linger=0)  # whatever the sockets held is gone, as with kill -9
 
 
-def _free_ports():
-    """A port p with p, p + 1, p + 2 free right now (input, control, output)."""
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 3 >= 65535:
-            continue
-        try:
-            for p in range(port, port + 3):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port range")
-
-
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_kill_and_resume_trains_every_sample_exactly_once(nmnist_dir, tmp_path, trial):
     rng = random.Random(trial)
@@ -160,7 +141,7 @@ def test_kill_and_resume_trains_every_sample_exactly_once(nmnist_dir, tmp_path, 
             f"sinks.run_dir={tmp_path}",
         ],
     )
-    port = _free_ports()
+    port = free_ports(3)
     stop = threading.Event()
     sent = {}
     source = threading.Thread(

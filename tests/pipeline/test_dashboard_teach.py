@@ -5,12 +5,12 @@ recording and sent over and over, as a camera would."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from free_ports import free_ports
 
 from biograd.core.protocol import Phase
 from biograd.core.transport import Sender
@@ -31,21 +31,6 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port(n=3):
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for p in range(port, port + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
-
-
 def _recording_windows(cfg, data_root):
     from biograd.sources import make_windower, open_source
 
@@ -61,7 +46,7 @@ def test_clicking_a_label_button_changes_what_the_learner_trains_on(davis_file, 
         pytest.skip("/usr/bin/chromium is missing (scripts/ensure-browser.sh installs it with apt)")
     from playwright.sync_api import sync_playwright
 
-    dash_port = _free_port(1)
+    dash_port = free_ports(1)
     predictions = tmp_path / "predictions.jsonl"
     cfg = build_run_config(
         None,
@@ -77,7 +62,7 @@ def test_clicking_a_label_button_changes_what_the_learner_trains_on(davis_file, 
             f"sinks.dashboard_port={dash_port}",
             "sinks.plots=false",
             f"sinks.predictions_file={json.dumps(str(predictions))}",
-            f"pipeline.port={_free_port()}",
+            f"pipeline.port={free_ports(3)}",
         ],
     )
     windows = _recording_windows(cfg, None)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
 
 import numpy as np
 import pytest
 import zmq
+from free_ports import free_ports
 
 from biograd.core import protocol
 from biograd.core.events import NMNIST_GEOMETRY, make_events
@@ -115,12 +115,6 @@ def test_a_label_outside_the_classes_is_refused_not_queued(tmp_path):
     assert sinks.of("prediction")[0]["label"] is None
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def running(tmp_path):
     """A learner stage on a real Receiver: input inproc, control on loopback TCP."""
@@ -129,7 +123,7 @@ def running(tmp_path):
 
     cfg = build_run_config(None, SMALL + [f"sinks.run_dir={tmp_path}"])
     ctx = zmq.Context()
-    control = f"tcp://127.0.0.1:{_free_port()}"
+    control = f"tcp://127.0.0.1:{free_ports()}"
     receiver = Receiver("inproc://live-input", control, ctx)
     sinks = Collect()
     stage = LearnerStage(cfg, BioGradLearner(cfg.learner), sinks, CheckpointManager(tmp_path))
@@ -205,7 +199,7 @@ def test_control_without_a_learner_says_so_quickly():
     from biograd.core.errors import BioGradError
 
     with pytest.raises(BioGradError, match="no answer from a learner at tcp://127.0.0.1:"):
-        send_control(f"tcp://127.0.0.1:{_free_port()}", "pause", timeout_s=0.5)
+        send_control(f"tcp://127.0.0.1:{free_ports()}", "pause", timeout_s=0.5)
 
 
 def test_label_keyboard_helper_queues_each_typed_digit_and_skips_typos(running, monkeypatch, capsys):

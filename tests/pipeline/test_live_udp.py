@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from free_ports import free_ports
 
 from biograd.core.events import to_faery
 from biograd.pipeline.run_config import build_run_config
@@ -14,27 +15,6 @@ from biograd.pipeline.runner import live
 from biograd.sources.aedat4 import AedatRecording
 
 faery = pytest.importorskip("faery")
-
-
-def _free_tcp_ports(n: int = 3) -> int:
-    """A port p with p .. p+n-1 free now: live binds input, control and output there (not the defaults,
-    which another test run on this machine may hold)."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + n >= 65535:
-            continue
-        try:
-            for p in range(port, port + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port range")
 
 
 def _free_udp_port() -> int:
@@ -65,7 +45,7 @@ def test_live_udp_windows_reach_the_learner(tmp_path, davis_file):
             "source.window_events=10000",
             "learner.layer_sizes=[2312, 16, 10]",
             "pipeline.progress=false",
-            f"pipeline.port={_free_tcp_ports()}",
+            f"pipeline.port={free_ports(3)}",
             "sinks.plots=false",
             f"sinks.run_dir={tmp_path}",
         ],

@@ -4,34 +4,20 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
+
+from free_ports import free_ports
 
 from biograd.core.transport import send_control
 from biograd.pipeline.launch import thread_source
 from biograd.pipeline.run_config import build_run_config
 
 
-def _free_port(n=3):
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            for p in range(port, port + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free ports")
-
-
 def test_after_the_recording_ends_the_learner_still_answers_until_shutdown(davis_file, tmp_path):
     from biograd.pipeline.runner import live
 
-    port = _free_port()
+    port = free_ports(3)
     cfg = build_run_config(
         None,
         [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from free_ports import free_ports
 
 from biograd.core import protocol
 from biograd.core.events import DAVIS346_GEOMETRY, NMNIST_GEOMETRY, make_events
@@ -41,26 +41,6 @@ SETTINGS = [
 
 def _cfg(tmp_path, *extra):
     return build_run_config(None, SETTINGS + [f"sinks.run_dir={tmp_path}"] + list(extra))
-
-
-def _free_port(n=3):
-    """A port p with p .. p+n-1 free right now (input, control, output)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + n >= 65535:
-            continue
-        ok = True
-        for p in range(port, port + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-        if ok:
-            return port
-    raise RuntimeError("no free port range")
 
 
 def _weights(learner):
@@ -133,7 +113,7 @@ def _events(n, seed, geometry=NMNIST_GEOMETRY):
 
 
 def test_learner_survives_hostile_input_and_counts_it(tmp_path):
-    port = _free_port()
+    port = free_ports(3)
     cfg = _cfg(tmp_path, "pipeline.transport=tcp", f"pipeline.port={port}", "pipeline.max_events=50000")
     thread, result = _learner_thread(cfg)
     address = f"tcp://127.0.0.1:{port}"
@@ -280,7 +260,7 @@ def test_live_replays_a_recording_as_windows(davis_file, tmp_path, capsys):
     under 1 s, and each window is one terminal line."""
     from biograd.pipeline.runner import live
 
-    port = _free_port()
+    port = free_ports(3)
     cfg = _cfg(
         tmp_path / "run",
         "source.kind=aedat",

@@ -4,7 +4,6 @@ the dashboard in headless Chromium during a replay."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from free_ports import free_ports
 
 from biograd.learner.network import BioGradLearner
 from biograd.pipeline.cli import main
@@ -62,7 +62,7 @@ def straight_run(tmp_path_factory, data_dir):
     """The uninterrupted replay, watched by `biograd sink metrics` in its own process."""
     base = tmp_path_factory.mktemp("replay")
     run = base / "straight"
-    port = _free_port()
+    port = free_ports()
     watcher = subprocess.Popen(
         [
             sys.executable,
@@ -167,12 +167,6 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(straight_run, dat
     assert [c.samples for c in list_checkpoints(resumed_dir)] == [80, TRAIN_LIMIT]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.browser
 def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
     if not CHROMIUM.exists():
@@ -181,14 +175,14 @@ def test_dashboard_shows_a_replay_live_in_headless_chromium(data_dir, tmp_path):
 
     from biograd.pipeline import runner
 
-    port = _free_port()
+    port = free_ports()
     cfg = build_run_config(
         None,
         [
             f"sinks.run_dir={json.dumps(str(tmp_path / 'run'))}",
             "sinks.dashboard=true",
             f"sinks.dashboard_port={port}",
-            f"pipeline.port={_free_port()}",
+            f"pipeline.port={free_ports()}",
             "sinks.plots=false",
             "learner.batch_size=16",
             "pipeline.metrics_every=5",

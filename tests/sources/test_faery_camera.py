@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from free_ports import free_ports
 
 from biograd.core.errors import HardwareUnavailableError
 from biograd.core.events import DAVIS346_GEOMETRY, to_faery
@@ -12,27 +13,6 @@ from biograd.sources.aedat4 import AedatRecording
 from biograd.sources.live import FaeryCameraStream, open_faery_camera
 
 faery = pytest.importorskip("faery")
-
-
-def _free_tcp_ports(n: int = 3) -> int:
-    """A port p with p .. p+n-1 free now: live binds input, control and output there (not the defaults,
-    which another test run on this machine may hold)."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + n >= 65535:
-            continue
-        try:
-            for p in range(port, port + n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port range")
 
 
 def test_no_driver_names_what_to_install(capsys):
@@ -44,7 +24,7 @@ def test_no_driver_names_what_to_install(capsys):
         HardwareUnavailableError, match="pip install event-camera-drivers .* pip install neuromorphic-drivers"
     ):
         open_faery_camera()
-    port = _free_tcp_ports()
+    port = free_ports(3)
     argv = ["live", "--set", "source.kind=camera", "--set", "source.camera_backend=faery"]
     assert main(argv + ["--set", f"pipeline.port={port}"]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("biograd: error:")]

@@ -1,6 +1,5 @@
 """Live sources: camera errors, and a DV network stream against a real dv.io.NetworkWriter server."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from free_ports import free_ports
 
 from biograd.core.errors import HardwareUnavailableError
 from biograd.core.events import DAVIS346_GEOMETRY, make_events
@@ -56,12 +56,6 @@ def test_parse_address():
     assert parse_address("9000") == ("127.0.0.1", 9000)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(port, davis_file):
     proc = subprocess.Popen(
         [sys.executable, str(SERVER), str(port), str(davis_file)], stdout=subprocess.PIPE, text=True
@@ -90,7 +84,7 @@ def file_events(davis_file):
 
 
 def test_network_stream_receives_every_event_and_reconnects(davis_file, file_events):
-    port = free_port()
+    port = free_ports()
     server = start_server(port, davis_file)
     stream = DVNetworkStream("127.0.0.1", port, reconnect_delay=0.05)
     try:
@@ -116,7 +110,7 @@ def test_open_source_dvstream_preprocesses(davis_file, file_events):
     from biograd.sources.config import SourceConfig
     from biograd.sources.preprocess import aspect_crop, crop, downsample
 
-    port = free_port()
+    port = free_ports()
     server = start_server(port, davis_file)
     stream = open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{port}", resize=(34, 34)))
     try:
@@ -145,11 +139,11 @@ def test_dvstream_without_server_is_a_clear_error():
         match=r"DV stream 127\.0\.0\.1:\d+: no server answered within 1 s "
         r"\(connect: Connection refused",
     ):
-        open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{free_port()}"), connect_timeout=1.0)
+        open_source(SourceConfig(kind="dvstream", address=f"127.0.0.1:{free_ports()}"), connect_timeout=1.0)
 
 
 def test_slow_consumer_drops_are_counted(davis_file, file_events):
-    port = free_port()
+    port = free_ports()
     server = start_server(port, davis_file)
     stream = DVNetworkStream("127.0.0.1", port, queue_size=3, reconnect=False)
     try:
